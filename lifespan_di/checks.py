@@ -1,0 +1,66 @@
+"""System checks: configuration errors surface in ``manage.py check``, not on a request."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, register
+from django.urls import get_resolver
+
+from lifespan_di.conf import configured_container, settings_problems
+from lifespan_di.exceptions import ConfigurationError
+from lifespan_di.injection import unresolved_injections
+
+MIDDLEWARE = "lifespan_di.middleware.LifespanStateMiddleware"
+
+
+@register()
+def check_settings(
+    app_configs: Sequence[AppConfig] | None, **kwargs: Any
+) -> list[CheckMessage]:
+    """E001-E005: the LIFESPAN_DI setting and the container it names."""
+    problems = settings_problems()
+    errors: list[CheckMessage] = [
+        Error(problem.msg, hint=problem.hint, id=problem.id) for problem in problems
+    ]
+    if not problems:
+        try:
+            configured_container()
+        except ConfigurationError as error:
+            errors.append(Error(str(error), id=error.check_id or "lifespan_di.E004"))
+    return errors
+
+
+@register()
+def check_middleware(
+    app_configs: Sequence[AppConfig] | None, **kwargs: Any
+) -> list[CheckMessage]:
+    """E006: request.state needs LifespanStateMiddleware."""
+    if MIDDLEWARE in getattr(settings, "MIDDLEWARE", []):
+        return []
+    return [
+        Error(
+            f"{MIDDLEWARE!r} is not in MIDDLEWARE, so views have no request.state.",
+            hint=f"Add {MIDDLEWARE!r} near the top of MIDDLEWARE.",
+            id="lifespan_di.E006",
+        )
+    ]
+
+
+@register()
+def check_injections(
+    app_configs: Sequence[AppConfig] | None, **kwargs: Any
+) -> list[CheckMessage]:
+    """E007: every @inject marker in the URLconf's views names a provider of the container."""
+    try:
+        container = configured_container()
+        get_resolver().url_patterns  # imports the views, which registers their markers
+    except Exception:
+        return []  # reported by check_settings or by Django's own URL checks
+    return [
+        Error(problem, id="lifespan_di.E007")
+        for problem in unresolved_injections(container)
+    ]

@@ -1,0 +1,207 @@
+"""The ``LIFESPAN_DI`` setting, read through one typed object, and the container it names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
+from dependency_injector import containers
+
+from lifespan_di.exceptions import ConfigurationError
+from lifespan_di.runtime import RUNTIME
+
+__all__ = [
+    "LifespanDISettings",
+    "Problem",
+    "get_container",
+    "get_settings",
+    "settings_problems",
+]
+
+SETTING = "LIFESPAN_DI"
+DEFAULT_TIMEOUT = 30.0
+EXAMPLE = '{"CONTAINER": "myproject.containers.Container"}'
+
+
+@dataclass(frozen=True)
+class LifespanDISettings:
+    """The validated ``LIFESPAN_DI`` setting.
+
+    Attributes:
+        container: Dotted path to a ``DeclarativeContainer`` subclass or instance,
+            or the class or instance itself.
+        startup_timeout: Seconds the whole startup may take; ``None``: no bound.
+        shutdown_timeout: Seconds each resource's teardown may take; ``None``: no bound.
+    """
+
+    container: object
+    startup_timeout: float | None = DEFAULT_TIMEOUT
+    shutdown_timeout: float | None = DEFAULT_TIMEOUT
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A configuration problem, reported as a system check or raised."""
+
+    id: str
+    msg: str
+    hint: str
+
+    def error(self) -> ConfigurationError:
+        """Return the problem as an exception, with its hint and check id."""
+        error = ConfigurationError(f"{self.msg} {self.hint} ({self.id})")
+        error.check_id = self.id
+        return error
+
+
+def settings_problems() -> list[Problem]:
+    """Return what is wrong with the ``LIFESPAN_DI`` setting itself (not the container)."""
+    if not hasattr(settings, SETTING):
+        return [
+            Problem(
+                "lifespan_di.E001",
+                "The LIFESPAN_DI setting is missing: lifespan_di does not know which container to run.",
+                f"Add LIFESPAN_DI = {EXAMPLE} to your settings.",
+            )
+        ]
+    raw = getattr(settings, SETTING)
+    if not isinstance(raw, dict):
+        return [
+            Problem(
+                "lifespan_di.E002",
+                f"The LIFESPAN_DI setting must be a dict, not {type(raw).__name__}.",
+                f"Set LIFESPAN_DI = {EXAMPLE}.",
+            )
+        ]
+    problems = []
+    unknown = sorted(set(raw) - {"CONTAINER", "STARTUP_TIMEOUT", "SHUTDOWN_TIMEOUT"})
+    if unknown:
+        problems.append(
+            Problem(
+                "lifespan_di.E002",
+                f"The LIFESPAN_DI setting has unknown keys: {', '.join(map(repr, unknown))}.",
+                "Use only CONTAINER, STARTUP_TIMEOUT and SHUTDOWN_TIMEOUT.",
+            )
+        )
+    if "CONTAINER" not in raw:
+        problems.append(
+            Problem(
+                "lifespan_di.E002",
+                "LIFESPAN_DI['CONTAINER'] is missing.",
+                f"Set LIFESPAN_DI = {EXAMPLE}.",
+            )
+        )
+    for key in ("STARTUP_TIMEOUT", "SHUTDOWN_TIMEOUT"):
+        value = raw.get(key, DEFAULT_TIMEOUT)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+        ):
+            problems.append(
+                Problem(
+                    "lifespan_di.E005",
+                    f"LIFESPAN_DI[{key!r}] is {value!r}.",
+                    "Use a positive number of seconds, or None for no limit.",
+                )
+            )
+    return problems
+
+
+def get_settings() -> LifespanDISettings:
+    """Read and validate the ``LIFESPAN_DI`` setting.
+
+    It is read on every call, so each lifespan startup sees the current value (tests
+    override it with ``override_settings``).
+
+    Raises:
+        ConfigurationError: The setting is missing or malformed.
+    """
+    problems = settings_problems()
+    if problems:
+        raise problems[0].error()
+    raw: dict[str, Any] = getattr(settings, SETTING)
+    return LifespanDISettings(
+        container=raw["CONTAINER"],
+        startup_timeout=raw.get("STARTUP_TIMEOUT", DEFAULT_TIMEOUT),
+        shutdown_timeout=raw.get("SHUTDOWN_TIMEOUT", DEFAULT_TIMEOUT),
+    )
+
+
+_configured: tuple[object, containers.Container] | None = None
+
+
+def configured_container() -> containers.Container:
+    """Return the container named by ``LIFESPAN_DI['CONTAINER']``, created once.
+
+    A class is instantiated on first use, which must come after the app registry is
+    ready: services that import models fail earlier (dependency-injector issue #466).
+
+    Raises:
+        ConfigurationError: The setting is invalid, the app registry is not ready,
+            or the path does not name a container.
+    """
+    global _configured
+    value = get_settings().container
+    if _configured is not None and _configured[0] is value:
+        return _configured[1]
+    if not apps.models_ready:
+        msg = (
+            "Cannot create the lifespan_di container before Django's app registry is "
+            "ready: services that import models would fail. Call get_container() from "
+            "code that runs after django.setup(), not at import time."
+        )
+        raise ConfigurationError(msg)
+    container = _load_container(value)
+    _configured = (value, container)
+    return container
+
+
+def get_container() -> containers.Container:
+    """Return the container whose resources this process uses.
+
+    While a lifespan runs, that is its container (the one given to
+    ``get_asgi_application(container=...)`` if any); otherwise the container
+    configured in ``LIFESPAN_DI['CONTAINER']``, created once per process.
+    """
+    active = RUNTIME.active
+    if active is not None:
+        return active.container
+    return configured_container()
+
+
+def _load_container(value: object) -> containers.Container:
+    target = value
+    if isinstance(value, str):
+        try:
+            target = import_string(value)
+        except ImportError as error:
+            raise Problem(
+                "lifespan_di.E003",
+                f"Cannot import LIFESPAN_DI['CONTAINER'] = {value!r}: {error}.",
+                "Use the dotted path of your container class, "
+                "e.g. 'myproject.containers.Container'.",
+            ).error() from error
+    if isinstance(target, containers.Container):
+        return target
+    if isinstance(target, type) and issubclass(target, containers.DeclarativeContainer):
+        try:
+            return target()
+        except Exception as error:
+            msg = f"Cannot create the container {target.__qualname__}: it raised {error!r}."
+            raise ConfigurationError(msg) from error
+    raise Problem(
+        "lifespan_di.E004",
+        f"LIFESPAN_DI['CONTAINER'] = {value!r} is not a dependency-injector container.",
+        "Point it to a DeclarativeContainer subclass or an instance of one.",
+    ).error()
+
+
+@receiver(setting_changed)
+def _forget_container(*, setting: str, **kwargs: Any) -> None:
+    global _configured
+    if setting == SETTING:
+        _configured = None

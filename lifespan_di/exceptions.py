@@ -1,0 +1,97 @@
+"""Every error lifespan_di raises derives from ``LifespanDIError``.
+
+Each also derives from the built-in (or Django) exception it behaves like, so
+``except KeyError`` or ``except ImproperlyConfigured`` keep working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.core.exceptions import ImproperlyConfigured
+
+__all__ = [
+    "AlreadyRunningError",
+    "ConfigurationError",
+    "InjectionError",
+    "LifespanDIError",
+    "LifespanNotRunningError",
+    "ShutdownError",
+    "StartupError",
+    "StateKeyError",
+]
+
+
+class LifespanDIError(Exception):
+    """Base class of every error raised by lifespan_di."""
+
+
+class ConfigurationError(LifespanDIError, ImproperlyConfigured):
+    """The ``LIFESPAN_DI`` setting, or how the project uses lifespan_di, is wrong."""
+
+    check_id: str | None = None
+    """The system check that reports the same problem, if any."""
+
+
+class LifespanNotRunningError(ConfigurationError):
+    """Lifespan state or a resource was needed, but no lifespan runs in this process."""
+
+    @classmethod
+    def accessing(cls, what: str) -> LifespanNotRunningError:
+        """Build the error for an attempt to use ``what`` without a running lifespan."""
+        msg = (
+            f"Cannot use {what}: no lifespan is running in this process, so no "
+            "resources were started. The ASGI server did not send lifespan events "
+            "(daphne and `manage.py runserver` never do; uvicorn and gunicorn need "
+            "lifespan on), the project's asgi.py does not use "
+            "lifespan_di.get_asgi_application(), or this code runs outside a server, "
+            "e.g. under Django's test client. Serve the project with "
+            "`uvicorn myproject.asgi:application --lifespan on`, or wrap the code in "
+            "`async with lifespan_di.container_lifespan(lifespan_di.get_container()):`."
+        )
+        return cls(msg)
+
+
+class StateKeyError(LifespanDIError, KeyError, AttributeError):
+    """``request.state`` has no value under the requested name.
+
+    It is a ``KeyError`` for item access and an ``AttributeError`` for attribute
+    access, so ``getattr(state, name, default)`` and ``state.get(name)`` work.
+    """
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would wrap the whole sentence in quotes.
+        return str(self.args[0])
+
+
+class InjectionError(ConfigurationError):
+    """An ``inject`` marker is misused or names no provider of the container."""
+
+
+class AlreadyRunningError(LifespanDIError, RuntimeError):
+    """The container's lifespan is already running in this process."""
+
+
+class StartupError(LifespanDIError, RuntimeError):
+    """A resource failed to start; the resources started before it were shut down.
+
+    Attributes:
+        resource: Container path of the resource that failed (``"Container.db"``).
+        rolled_back: Resources that had started and were shut down, in stop order.
+    """
+
+    def __init__(self, message: str, resource: str, rolled_back: Sequence[str]) -> None:
+        super().__init__(message)
+        self.resource = resource
+        self.rolled_back = tuple(rolled_back)
+
+
+class ShutdownError(LifespanDIError, ExceptionGroup[Exception]):
+    """One or more resources failed to shut down; every other one was still shut down.
+
+    ``exceptions`` holds what each failing teardown raised (a ``TimeoutError`` for a
+    teardown that exceeded ``SHUTDOWN_TIMEOUT``), each with a note naming its
+    resource; ``resources`` holds those resources' container paths.
+    """
+
+    resources: tuple[str, ...]

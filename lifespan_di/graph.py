@@ -1,0 +1,178 @@
+"""Find a container's app-scoped resources and the order they depend on each other.
+
+A resource depends on another when the other is reachable from its arguments,
+directly or through any chain of other providers (Factory, Singleton, Callable,
+Configuration, nested containers, overrides ...). dependency-injector itself only
+honours *direct* Resource-to-Resource arguments when it shuts down (FACTS.md §3),
+so the graph is built here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from dependency_injector import containers, providers
+
+from lifespan_di.exceptions import ConfigurationError
+
+__all__ = ["ResourceGraph", "ResourceNode", "build_graph", "container_name"]
+
+
+@dataclass(eq=False)
+class ResourceNode:
+    """One app-scoped resource of a container.
+
+    Attributes:
+        path: Display name, such as ``"Container.infra.cache"``.
+        names: Keys under which its value is published in the lifespan state
+            (``"infra.cache"``); more than one when a provider has aliases, none
+            for a resource declared inline inside another provider.
+        provider: The container's ``providers.Resource``.
+        dependencies: Resources that must be started before this one.
+        dependents: Resources that must be stopped before this one.
+    """
+
+    path: str
+    names: tuple[str, ...]
+    provider: providers.Resource[object]
+    dependencies: list[ResourceNode] = field(default_factory=list)
+    dependents: list[ResourceNode] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return f"<ResourceNode {self.path}>"
+
+
+@dataclass
+class ResourceGraph:
+    """The resources of a container, in an order where dependencies come first."""
+
+    container: containers.Container
+    nodes: list[ResourceNode]
+    resource_users: list[providers.Provider[object]]
+    """Every other provider of the container that uses a resource, directly or not."""
+
+    def waves(self) -> list[list[ResourceNode]]:
+        """Group the resources into waves that can each start concurrently."""
+        depth: dict[ResourceNode, int] = {}
+        for node in self.nodes:
+            depth[node] = 1 + max((depth[dep] for dep in node.dependencies), default=-1)
+        waves: list[list[ResourceNode]] = [
+            [] for _ in range(max(depth.values(), default=-1) + 1)
+        ]
+        for node in self.nodes:
+            waves[depth[node]].append(node)
+        return waves
+
+
+def container_name(container: containers.Container) -> str:
+    """Return the name a user knows a container by: its declarative class."""
+    parent = getattr(container, "declarative_parent", None)
+    return (parent or type(container)).__name__
+
+
+def build_graph(container: containers.Container) -> ResourceGraph:
+    """Collect the container's ``providers.Resource`` providers, ordered by dependency.
+
+    ``ContextLocalResource`` providers are per request, not per application, and are
+    left out. Raises ``ConfigurationError`` if the resources depend on each other in
+    a cycle.
+    """
+    root = container_name(container)
+    names: dict[int, list[str]] = {}
+    resources: dict[int, providers.Resource[object]] = {}
+    for name, provider in _named_providers(container, prefix=""):
+        if isinstance(provider, providers.Resource):
+            names.setdefault(id(provider), []).append(name)
+            resources[id(provider)] = provider
+    for provider in container.traverse(types=[providers.Resource]):
+        resources.setdefault(id(provider), provider)
+
+    nodes = {
+        key: ResourceNode(
+            path=_display_path(root, names.get(key), provider),
+            names=tuple(names.get(key, ())),
+            provider=provider,
+        )
+        for key, provider in resources.items()
+    }
+    for key, node in nodes.items():
+        for dependency_key in _resource_dependencies(resources[key], resources):
+            dependency = nodes[dependency_key]
+            node.dependencies.append(dependency)
+            dependency.dependents.append(node)
+
+    users = [
+        provider
+        for provider in container.traverse()
+        if id(provider) not in resources and _uses_any(provider, resources)
+    ]
+    return ResourceGraph(container, _topological(list(nodes.values())), users)
+
+
+def _named_providers(
+    container: containers.Container, prefix: str
+) -> Iterator[tuple[str, providers.Provider[object]]]:
+    for name, provider in container.providers.items():
+        yield f"{prefix}{name}", provider
+        if isinstance(provider, providers.Container):
+            yield from _named_providers(provider.container, prefix=f"{prefix}{name}.")
+
+
+def _display_path(
+    root: str, names: list[str] | None, provider: providers.Resource[object]
+) -> str:
+    if names:
+        return f"{root}.{names[0]}"
+    provides = getattr(provider.provides, "__qualname__", repr(provider.provides))
+    return f"{root}.<inline Resource({provides})>"
+
+
+def _resource_dependencies(
+    resource: providers.Provider[object],
+    resources: dict[int, providers.Resource[object]],
+) -> list[int]:
+    """Return the resources reachable from ``resource`` without passing another one."""
+    found: list[int] = []
+    seen = {id(resource)}
+    stack = list(resource.related)
+    while stack:
+        provider = stack.pop()
+        if id(provider) in seen:
+            continue
+        seen.add(id(provider))
+        if id(provider) in resources:
+            found.append(id(provider))
+        else:
+            stack.extend(provider.related)
+    return found
+
+
+def _uses_any(
+    provider: providers.Provider[object],
+    resources: dict[int, providers.Resource[object]],
+) -> bool:
+    return any(id(related) in resources for related in provider.traverse())
+
+
+def _topological(nodes: Iterable[ResourceNode]) -> list[ResourceNode]:
+    """Kahn's algorithm, stable in declaration order."""
+    pending = list(nodes)
+    remaining = {node: len(node.dependencies) for node in pending}
+    ordered: list[ResourceNode] = []
+    ready = [node for node in pending if remaining[node] == 0]
+    while ready:
+        node = ready.pop(0)
+        ordered.append(node)
+        for dependent in node.dependents:
+            remaining[dependent] -= 1
+            if remaining[dependent] == 0:
+                ready.append(dependent)
+    if len(ordered) < len(pending):
+        cycle = ", ".join(node.path for node in pending if remaining[node] > 0)
+        msg = (
+            f"Cannot order the resources {cycle}: they depend on each other in a cycle. "
+            "Break the cycle so that one of them can start first."
+        )
+        raise ConfigurationError(msg)
+    return ordered

@@ -1,0 +1,201 @@
+"""The ASGI application: Django's handler plus the ASGI lifespan protocol.
+
+Spec: https://asgi.readthedocs.io/en/latest/specs/lifespan.html. Django's own
+``ASGIHandler`` rejects lifespan scopes (FACTS.md §2); this subclass answers them
+and hands every other scope to Django unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+import django
+from asgiref.typing import (
+    ASGIReceiveCallable,
+    ASGISendCallable,
+    ASGISendEvent,
+    LifespanScope,
+)
+from django.conf import settings
+from django.core.handlers.asgi import ASGIHandler
+from dependency_injector import containers
+
+from lifespan_di.conf import (
+    SETTING,
+    LifespanDISettings,
+    configured_container,
+    get_settings,
+)
+from lifespan_di.exceptions import (
+    ConfigurationError,
+    InjectionError,
+    LifespanDIError,
+    ShutdownError,
+)
+from lifespan_di.injection import unresolved_injections
+from lifespan_di.lifespan import ContainerLifespan
+
+__all__ = ["LifespanASGIHandler", "get_asgi_application"]
+
+logger = logging.getLogger("lifespan_di")
+
+
+class LifespanASGIHandler(ASGIHandler):
+    """Django's ``ASGIHandler`` that starts the container's resources at lifespan startup.
+
+    On ``lifespan.startup`` it starts every app-scoped resource of the container
+    (ordered, concurrent, rolled back on failure), publishes the state into the
+    lifespan scope's ``state`` and records it for the process; on
+    ``lifespan.shutdown`` it shuts them down in reverse dependency order. Failures
+    are reported with ``lifespan.startup.failed`` / ``lifespan.shutdown.failed``:
+    raising would make servers serve on without resources (FACTS.md §1).
+
+    Args:
+        container: The container to run instead of ``LIFESPAN_DI['CONTAINER']``.
+    """
+
+    def __init__(self, container: containers.Container | None = None) -> None:
+        super().__init__()
+        self.container = container
+        self.lifespan: ContainerLifespan | None = None
+        """The lifespan started by the last ``lifespan.startup``."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self.handle_lifespan(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def handle_lifespan(
+        self, scope: LifespanScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        """Run one lifespan: startup, wait for shutdown, shutdown.
+
+        Exceptions raised by the server's ``send()`` or ``receive()`` propagate (after
+        the started resources are shut down): hypercorn stops only if the
+        ``LifespanFailureError`` its ``send()`` raises reaches it (FACTS.md §1).
+        """
+        message = await receive()
+        if message["type"] != "lifespan.startup":
+            await send(_refusal(message["type"], running=False))
+            return
+        try:
+            lifespan = self.lifespan = self._create_lifespan()
+            state = await lifespan.startup()
+        except Exception as error:
+            await send({"type": "lifespan.startup.failed", "message": _describe(error)})
+            return
+        try:
+            server_state = scope.get("state")
+            if server_state is not None:
+                server_state.update(state)
+            await send({"type": "lifespan.startup.complete"})
+            message = await receive()
+        except BaseException:
+            await _shutdown_logging_errors(lifespan)
+            raise
+        try:
+            await lifespan.shutdown()
+        except Exception as error:
+            await send(
+                {"type": "lifespan.shutdown.failed", "message": _describe(error)}
+            )
+            return
+        if message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+        else:
+            await send(_refusal(message["type"], running=True))
+
+    def _create_lifespan(self) -> ContainerLifespan:
+        if self.container is not None and not hasattr(settings, SETTING):
+            config = LifespanDISettings(container=self.container)
+        else:
+            config = get_settings()
+        container = self.container
+        if container is None:
+            container = configured_container()
+            # Only the configured container is checked against every @inject marker:
+            # an explicit one (tests, several apps in one process) may serve other views.
+            problems = unresolved_injections(container)
+            if problems:
+                raise InjectionError(" ".join(problems))
+        return ContainerLifespan(
+            container,
+            startup_timeout=config.startup_timeout,
+            shutdown_timeout=config.shutdown_timeout,
+        )
+
+
+def get_asgi_application(
+    container: containers.Container | None = None,
+) -> LifespanASGIHandler:
+    """Set up Django and return the ASGI application, as Django's own function does.
+
+    Use it in ``asgi.py`` instead of ``django.core.asgi.get_asgi_application``::
+
+        from lifespan_di import get_asgi_application
+        application = get_asgi_application()
+
+    Args:
+        container: Run this container instead of ``LIFESPAN_DI['CONTAINER']``;
+            ``inject`` and ``get_container()`` use it while its lifespan runs.
+    """
+    django.setup(set_prefix=False)
+    return LifespanASGIHandler(container=container)
+
+
+def _refusal(received: str, *, running: bool) -> ASGISendEvent:
+    """Answer a message the lifespan protocol does not allow at this point."""
+    if received == "lifespan.shutdown":
+        return {
+            "type": "lifespan.shutdown.failed",
+            "message": (
+                "Received 'lifespan.shutdown' before 'lifespan.startup': no resources "
+                "were started, so none were shut down."
+            ),
+        }
+    if received == "lifespan.startup" and running:
+        return {
+            "type": "lifespan.startup.failed",
+            "message": (
+                "Received a second 'lifespan.startup' while the resources were running: "
+                "they have been shut down. A server must send startup once per lifespan."
+            ),
+        }
+    if running:
+        return {
+            "type": "lifespan.shutdown.failed",
+            "message": (
+                f"Received an unexpected lifespan message {received!r} while waiting for "
+                "'lifespan.shutdown': the resources have been shut down."
+            ),
+        }
+    return {
+        "type": "lifespan.startup.failed",
+        "message": (
+            f"Received an unexpected lifespan message {received!r} while waiting for "
+            "'lifespan.startup': no resources were started."
+        ),
+    }
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, ShutdownError):
+        return error.message
+    if isinstance(error, ConfigurationError):
+        logger.error("%s", error)  # the engine logs its own errors; this one is ours
+        return str(error)
+    if isinstance(error, LifespanDIError):
+        return str(error)
+    # Not one of ours: a bug or an unexpected failure; the traceback is the message.
+    logger.error("Lifespan failed unexpectedly.", exc_info=error)
+    return "".join(traceback.format_exception(error))
+
+
+async def _shutdown_logging_errors(lifespan: ContainerLifespan) -> None:
+    try:
+        await lifespan.shutdown()
+    except Exception:
+        logger.exception("Shutting down %s after a server error failed.", lifespan.name)

@@ -1,0 +1,269 @@
+"""``inject``: give a view (or any function) its dependencies from the container.
+
+Markers are dependency-injector's own ``Provide[...]`` / ``Provider[...]``, resolved
+against the running container without ``container.wire()``. A started resource costs
+one provider call: dependency-injector's ``@inject`` awaits a gather on every call of
+a provider in async mode, about 25 µs per request (FACTS.md §5).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import weakref
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar, cast, get_args, get_origin
+
+from asgiref.sync import iscoroutinefunction
+from dependency_injector import containers, providers, wiring
+
+from lifespan_di.conf import configured_container
+from lifespan_di.exceptions import InjectionError, LifespanNotRunningError
+from lifespan_di.graph import container_name
+from lifespan_di.lifespan import ContainerLifespan
+from lifespan_di.runtime import RUNTIME
+
+__all__ = ["Provide", "Provider", "inject", "unresolved_injections"]
+
+Provide = wiring.Provide
+Provider = wiring.Provider
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# At runtime these are classes; dependency-injector's stubs describe instances.
+_PROVIDE = cast("type", wiring.Provide)
+_PROVIDER = cast("type", wiring.Provider)
+_CLOSING = cast("type", wiring.Closing)
+_MARKERS = (_PROVIDE, _PROVIDER, _CLOSING)
+
+_Binding = tuple[containers.Container, Callable[[], Any]]
+
+
+class _Injection:
+    """One injected parameter, and its provider in the container last used."""
+
+    __slots__ = ("binding", "marker", "name", "owner", "position")
+
+    def __init__(
+        self, name: str, marker: Any, position: int | None, owner: str
+    ) -> None:
+        self.name = name
+        self.marker = marker
+        self.position = position
+        self.owner = owner
+        self.binding: _Binding | None = None
+
+    def value(self, active: ContainerLifespan | None) -> Any:
+        binding = self.binding
+        if active is None or binding is None or binding[0] is not active.container:
+            binding = self._bind(active)
+        return binding[1]()
+
+    def _bind(self, active: ContainerLifespan | None) -> _Binding:
+        container = active.container if active is not None else configured_container()
+        provider = resolve(container, self.marker)
+        if provider is None:
+            raise InjectionError(self._unresolved_message(container))
+        if active is None and _uses_app_resource(provider):
+            raise LifespanNotRunningError.accessing(
+                f"{self.marker!r} for parameter {self.name!r} of {self.owner}"
+            )
+        produce: Callable[[], Any] = provider
+        if isinstance(self.marker, _PROVIDER):
+            produce = functools.partial(_identity, provider)
+        binding = (container, produce)
+        if active is not None:  # without a lifespan, resolve afresh on every call
+            self.binding = binding
+        return binding
+
+    def _unresolved_message(self, container: containers.Container) -> str:
+        return (
+            f"Cannot inject parameter {self.name!r} of {self.owner}: {self.marker!r} "
+            f"names no provider of the container {container_name(container)!r}. Use a "
+            "provider of the container configured in LIFESPAN_DI['CONTAINER'], or its "
+            "name as a string: Provide['httpx_client']."
+        )
+
+
+_injected: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+
+
+def inject(fn: F) -> F:
+    """Inject the parameters marked with ``Provide[...]`` or ``Provider[...]``.
+
+    Works on sync and async function views, on methods of class-based views, and on
+    any other function. A marker is a parameter default (``client=Provide[Container.
+    httpx_client]``) or ``Annotated`` metadata (``client: Annotated[httpx.AsyncClient,
+    Provide[Container.httpx_client]]``); a string id (``Provide["httpx_client"]``)
+    works too. Markers resolve against the running lifespan's container, or the
+    configured one when none runs: no ``container.wire()`` is needed. Arguments passed
+    explicitly win. An async function stays a coroutine function.
+
+    Raises:
+        InjectionError: At decoration, if ``fn`` has no marker or a marker cannot be
+            used; at call, if a marker names no provider of the container.
+        LifespanNotRunningError: At call, if a marker needs a started resource and no
+            lifespan runs in this process.
+    """
+    if isinstance(fn, staticmethod | classmethod):
+        return cast("F", type(fn)(inject(fn.__func__)))
+    if inspect.isclass(fn):
+        msg = (
+            f"Cannot inject into the class {fn.__qualname__}: decorate its methods "
+            "(get, post, dispatch ...) with @inject instead."
+        )
+        raise InjectionError(msg)
+    injections = _read_injections(fn)
+    if iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            active = RUNTIME.active
+            for injection in injections:
+                if injection.name not in kwargs and (
+                    injection.position is None or len(args) <= injection.position
+                ):
+                    kwargs[injection.name] = injection.value(active)
+            return await fn(*args, **kwargs)
+
+        wrapper: Callable[..., Any] = async_wrapper
+    else:
+
+        @functools.wraps(fn)
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            active = RUNTIME.active
+            for injection in injections:
+                if injection.name not in kwargs and (
+                    injection.position is None or len(args) <= injection.position
+                ):
+                    kwargs[injection.name] = injection.value(active)
+            return fn(*args, **kwargs)
+
+        wrapper = sync_wrapper
+    wrapper.__lifespan_di_injections__ = injections  # type: ignore[attr-defined]
+    _injected.add(wrapper)
+    return cast("F", wrapper)
+
+
+def resolve(
+    container: containers.Container, marker: Any
+) -> providers.Provider[Any] | None:
+    """Return the container's provider for a ``Provide[...]`` marker, or None.
+
+    Uses dependency-injector's own marker resolution, so a class-level provider
+    (``Container.db``), a string id (``"db"``, ``"infra.cache"``) and modifiers
+    resolve exactly as ``container.wire()`` would.
+    """
+    return _providers_map(container).resolve_provider(marker.provider, marker.modifier)
+
+
+def unresolved_injections(container: containers.Container) -> list[str]:
+    """Describe every marker of an ``@inject`` function that ``container`` cannot resolve."""
+    problems = []
+    for wrapper in list(_injected):
+        injections: tuple[_Injection, ...] = wrapper.__lifespan_di_injections__  # type: ignore[attr-defined]
+        for injection in injections:
+            if resolve(container, injection.marker) is None:
+                problems.append(injection._unresolved_message(container))
+    return problems
+
+
+_maps: weakref.WeakKeyDictionary[containers.Container, wiring.ProvidersMap] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _providers_map(container: containers.Container) -> wiring.ProvidersMap:
+    providers_map = _maps.get(container)
+    if providers_map is None:
+        providers_map = _maps[container] = wiring.ProvidersMap(container)
+    return providers_map
+
+
+def _read_injections(fn: Callable[..., Any]) -> tuple[_Injection, ...]:
+    owner = f"{fn.__module__}.{fn.__qualname__}"
+    try:
+        signature = inspect.signature(fn, eval_str=True)
+    except NameError:
+        # Annotations naming types imported under TYPE_CHECKING cannot be evaluated;
+        # markers in defaults still work, an Annotated marker would be lost.
+        signature = inspect.signature(fn)
+        for parameter in signature.parameters.values():
+            if (
+                isinstance(parameter.annotation, str)
+                and "Provide" in parameter.annotation
+            ):
+                msg = (
+                    f"Cannot inject parameter {parameter.name!r} of {owner}: its "
+                    f"annotation {parameter.annotation!r} cannot be evaluated. Import the "
+                    "types it names at runtime, or put the marker in the default value."
+                )
+                raise InjectionError(msg) from None
+    injections = []
+    positional = 0
+    for parameter in signature.parameters.values():
+        marker = _marker_of(parameter)
+        if marker is not None:
+            injections.append(_checked(parameter, marker, positional, owner))
+        if parameter.kind in (
+            parameter.POSITIONAL_ONLY,
+            parameter.POSITIONAL_OR_KEYWORD,
+        ):
+            positional += 1
+    if not injections:
+        msg = (
+            f"Cannot inject into {owner}: none of its parameters has a Provide[...] or "
+            "Provider[...] marker. Add one, e.g. client=Provide[Container.httpx_client], "
+            "or remove @inject."
+        )
+        raise InjectionError(msg)
+    return tuple(injections)
+
+
+def _marker_of(parameter: inspect.Parameter) -> Any:
+    if get_origin(parameter.annotation) is Annotated:
+        for metadata in get_args(parameter.annotation)[1:]:
+            if isinstance(metadata, _MARKERS):
+                return metadata
+    if isinstance(parameter.default, _MARKERS):
+        return parameter.default
+    return None
+
+
+def _checked(
+    parameter: inspect.Parameter, marker: Any, position: int, owner: str
+) -> _Injection:
+    where = f"parameter {parameter.name!r} of {owner}"
+    if isinstance(marker, _CLOSING):
+        msg = (
+            f"Cannot inject {where}: Closing[...] is not supported. It shuts down every "
+            "resource reachable from the provider, app-wide ones included, after each "
+            "call. Use Provide[...]: lifespan_di closes app resources at shutdown."
+        )
+        raise InjectionError(msg)
+    if parameter.kind in (
+        parameter.POSITIONAL_ONLY,
+        parameter.VAR_POSITIONAL,
+        parameter.VAR_KEYWORD,
+    ):
+        msg = f"Cannot inject {where}: it cannot be passed by keyword. Make it a normal parameter."
+        raise InjectionError(msg)
+    if not isinstance(marker.provider, providers.Provider | str):
+        msg = (
+            f"Cannot inject {where}: {marker!r} names neither a provider nor a provider "
+            "id. Use Provide[Container.httpx_client] or Provide['httpx_client']."
+        )
+        raise InjectionError(msg)
+    keyword_only = parameter.kind == parameter.KEYWORD_ONLY
+    return _Injection(parameter.name, marker, None if keyword_only else position, owner)
+
+
+def _uses_app_resource(provider: providers.Provider[Any]) -> bool:
+    return any(
+        isinstance(candidate, providers.Resource)
+        for candidate in (provider, *provider.traverse())
+    )
+
+
+def _identity(value: Any) -> Any:
+    return value

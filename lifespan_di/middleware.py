@@ -1,0 +1,67 @@
+"""``LifespanStateMiddleware``: give every request its own ``request.state``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpRequest, HttpResponseBase
+
+from lifespan_di.lifespan import LIFESPAN_STATE_KEY
+from lifespan_di.runtime import RUNTIME
+from lifespan_di.state import State, UnavailableState
+
+__all__ = ["LifespanStateMiddleware", "request_state"]
+
+GetResponse = Callable[[HttpRequest], HttpResponseBase]
+AsyncGetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+
+
+class LifespanStateMiddleware:
+    """Set ``request.state`` to a copy of the lifespan state.
+
+    Add it to ``MIDDLEWARE``; it works in sync and async middleware chains. Read
+    resources as ``request.state["httpx_client"]`` or ``request.state.httpx_client``.
+    Assignments stay in the request. When no lifespan ran in this process, reading
+    the state raises ``LifespanNotRunningError`` explaining why.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: GetResponse | AsyncGetResponse) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            # Django sees a coroutine function and skips the thread hop.
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self.__acall__(request)
+        request.state = request_state(request)  # type: ignore[attr-defined]
+        return self.get_response(request)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        request.state = request_state(request)  # type: ignore[attr-defined]
+        return await self.get_response(request)  # type: ignore[misc]
+
+
+def request_state(request: HttpRequest) -> State:
+    """Return a new ``State`` for ``request``.
+
+    The server's per-request copy of the lifespan state is used when it carries
+    lifespan_di's marker. Otherwise (a server without ``state``, such as daphne, or
+    Django's test client) the state of the lifespan running in this process is used,
+    and when there is none, a state that explains the problem on first read.
+    """
+    scope = getattr(request, "scope", None)
+    if scope is not None:
+        server_state = scope.get("state")
+        if server_state is not None and LIFESPAN_STATE_KEY in server_state:
+            return State(server_state)
+    active = RUNTIME.active
+    if active is not None:
+        return State(active.state)
+    return UnavailableState()

@@ -1,0 +1,128 @@
+"""``request.state``: the lifespan state with item and attribute access."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import Any
+
+from lifespan_di.exceptions import LifespanNotRunningError, StateKeyError
+from lifespan_di.lifespan import LIFESPAN_STATE_KEY
+
+__all__ = ["State"]
+
+
+class State(MutableMapping[str, Any]):
+    """A request's own copy of the lifespan state.
+
+    Read a started resource by its provider name, as an item or an attribute::
+
+        request.state["httpx_client"]
+        request.state.httpx_client
+        request.state["infra.cache"]    # a resource of a nested container
+        request.state.infra.cache
+
+    Assignments stay in this request. A missing name raises ``StateKeyError``
+    (a ``KeyError`` and an ``AttributeError``) listing the names available.
+    """
+
+    __slots__ = ("_data", "_prefix")
+
+    _data: dict[str, Any]
+    _prefix: str
+
+    def __init__(
+        self, data: Mapping[str, Any] | None = None, *, _prefix: str = ""
+    ) -> None:
+        values = dict(data or {})
+        values.pop(LIFESPAN_STATE_KEY, None)
+        object.__setattr__(self, "_data", values)
+        object.__setattr__(self, "_prefix", _prefix)
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._data[self._prefix + key]
+        except KeyError:
+            raise self._missing(key) from None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._data[self._prefix + key] = value
+
+    def __delitem__(self, key: str) -> None:
+        try:
+            del self._data[self._prefix + key]
+        except KeyError:
+            raise self._missing(key) from None
+
+    def __iter__(self) -> Iterator[str]:
+        start = len(self._prefix)
+        return (key[start:] for key in self._data if key.startswith(self._prefix))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._prefix + key in self._data
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        key = self._prefix + name
+        if key in self._data:
+            return self._data[key]
+        nested = key + "."
+        if any(existing.startswith(nested) for existing in self._data):
+            namespace = State.__new__(State)
+            object.__setattr__(namespace, "_data", self._data)
+            object.__setattr__(namespace, "_prefix", nested)
+            return namespace
+        raise self._missing(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def __delattr__(self, name: str) -> None:
+        del self[name]
+
+    def __repr__(self) -> str:
+        return f"State({dict(self.items())!r})"
+
+    def _missing(self, key: str) -> StateKeyError:
+        available = ", ".join(repr(name) for name in sorted(self)) or "none"
+        msg = (
+            f"request.state has no {self._prefix + key!r}. Available: {available}. "
+            "Each resource of the container is published under its provider name "
+            "(a nested container's as 'infra.cache')."
+        )
+        return StateKeyError(msg)
+
+
+class UnavailableState(State):
+    """The state of a request served while no lifespan runs: every read raises.
+
+    Raises ``LifespanNotRunningError`` (an ``ImproperlyConfigured``) explaining why
+    and how to fix it, instead of a bare ``KeyError`` or a silently empty state.
+    Views that never touch ``request.state`` are unaffected.
+    """
+
+    __slots__ = ()
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._data:  # set earlier in this request
+            return self._data[key]
+        raise LifespanNotRunningError.accessing(f"request.state[{key!r}]")
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name in self._data:
+            return self._data[name]
+        raise LifespanNotRunningError.accessing(f"request.state.{name}")
+
+    def __iter__(self) -> Iterator[str]:
+        raise LifespanNotRunningError.accessing("request.state")
+
+    def __contains__(self, key: object) -> bool:
+        raise LifespanNotRunningError.accessing("request.state")
+
+    def __repr__(self) -> str:
+        return "<UnavailableState: no lifespan is running in this process>"

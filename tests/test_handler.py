@@ -1,0 +1,357 @@
+"""The ASGI lifespan protocol, message by message, with ApplicationCommunicator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from asgiref.testing import ApplicationCommunicator
+from dependency_injector import containers, providers
+from django.test import override_settings
+
+from lifespan_di import get_asgi_application, get_container
+from lifespan_di.handler import LifespanASGIHandler
+from lifespan_di.lifespan import LIFESPAN_STATE_KEY
+from lifespan_di.runtime import RUNTIME
+from tests.recorder import Recorder
+
+pytestmark = pytest.mark.asyncio
+
+TIMEOUT = 5
+
+
+class Lifespan:
+    """Drives one lifespan scope of an application, as a server would."""
+
+    def __init__(self, app: Any, state: dict[str, Any] | None = None) -> None:
+        scope: dict[str, Any] = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}}
+        if state is not None:
+            scope["state"] = state
+        self.communicator = ApplicationCommunicator(app, scope)
+
+    async def send(self, message_type: str, **extra: Any) -> dict[str, Any]:
+        await self.communicator.send_input({"type": message_type, **extra})
+        return dict(await self.communicator.receive_output(TIMEOUT))
+
+    async def finished(self) -> None:
+        await asyncio.wait_for(self.communicator.future, TIMEOUT)
+
+
+def three_resources(recorder: Recorder, fail: str | None = None) -> containers.Container:
+    def resource(name: str) -> Any:
+        error = ConnectionRefusedError(f"{name} is down") if name == fail else None
+        return recorder.async_resource(name, fail_start=error)
+
+    class Three(containers.DeclarativeContainer):
+        first = providers.Resource(resource("first"))
+        middle = providers.Resource(resource("middle"), first=first)
+        last = providers.Resource(resource("last"), middle=middle)
+
+    return Three()
+
+
+async def http_get(app: Any, path: str, state: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    if state is not None:
+        scope["state"] = dict(state)
+    communicator = ApplicationCommunicator(app, scope)
+    await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
+    start = await communicator.receive_output(TIMEOUT)
+    body = b""
+    while True:
+        message = await communicator.receive_output(TIMEOUT)
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await communicator.wait(TIMEOUT)
+    return start["status"], json.loads(body) if body else {}
+
+
+class TestStartupAndShutdown:
+    async def test_complete_cycle(self, recorder: Recorder) -> None:
+        """Startup completes, the state reaches the server's dict, shutdown completes in reverse order."""
+        state: dict[str, Any] = {}
+        lifespan = Lifespan(LifespanASGIHandler(three_resources(recorder)), state)
+
+        started = await lifespan.send("lifespan.startup")
+        published = set(state)
+        stopped = await lifespan.send("lifespan.shutdown")
+        await lifespan.finished()
+
+        assert started == {"type": "lifespan.startup.complete"}
+        assert published == {"first", "middle", "last", LIFESPAN_STATE_KEY}
+        assert stopped == {"type": "lifespan.shutdown.complete"}
+        assert recorder.events == [
+            "start:first",
+            "start:middle",
+            "start:last",
+            "stop:last",
+            "stop:middle",
+            "stop:first",
+        ]
+
+    @pytest.mark.parametrize("fail", ["first", "middle", "last"])
+    async def test_resource_raising_fails_startup(self, recorder: Recorder, fail: str) -> None:
+        """A resource raising at startup sends startup.failed naming it; everything started is stopped."""
+        lifespan = Lifespan(LifespanASGIHandler(three_resources(recorder, fail=fail)), {})
+
+        message = await lifespan.send("lifespan.startup")
+        await lifespan.finished()
+
+        assert message["type"] == "lifespan.startup.failed"
+        assert message["message"].startswith(
+            f"Cannot start resource 'Three.{fail}': it raised ConnectionRefusedError('{fail} is down')."
+        )
+        assert recorder.stopped == list(reversed(recorder.started))
+        assert fail not in recorder.started
+
+    @override_settings(LIFESPAN_DI={"CONTAINER": "tests.project.containers.Container", "STARTUP_TIMEOUT": 0.2})
+    async def test_startup_timeout_fails_startup(self, recorder: Recorder) -> None:
+        """STARTUP_TIMEOUT, read at each startup, turns a hung resource into startup.failed."""
+
+        class Hung(containers.DeclarativeContainer):
+            fine = providers.Resource(recorder.async_resource("fine"))
+            hung = providers.Resource(recorder.async_resource("hung", delay=30))
+
+        lifespan = Lifespan(LifespanASGIHandler(Hung()), {})
+
+        message = await lifespan.send("lifespan.startup")
+        await lifespan.finished()
+
+        assert message["type"] == "lifespan.startup.failed"
+        assert "'Hung.hung'" in message["message"]
+        assert "STARTUP_TIMEOUT (0.2 s)" in message["message"]
+        assert recorder.events == ["start:fine", "stop:fine"]
+
+    async def test_cancelled_startup_rolls_back(self, recorder: Recorder) -> None:
+        """Cancelling the lifespan during startup stops what started and does not swallow the cancel."""
+
+        class Slow(containers.DeclarativeContainer):
+            fine = providers.Resource(recorder.async_resource("fine"))
+            slow = providers.Resource(recorder.async_resource("slow", delay=30))
+
+        lifespan = Lifespan(LifespanASGIHandler(Slow()), {})
+        await lifespan.communicator.send_input({"type": "lifespan.startup"})
+        await asyncio.sleep(0.1)
+
+        lifespan.communicator.future.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await lifespan.communicator.future
+
+        assert recorder.events == ["start:fine", "stop:fine"]
+
+    async def test_teardown_raising_fails_shutdown(self, recorder: Recorder) -> None:
+        """A teardown raising sends shutdown.failed naming it, after every other resource stopped."""
+
+        class Bad(containers.DeclarativeContainer):
+            base = providers.Resource(recorder.async_resource("base"))
+            bad = providers.Resource(recorder.async_resource("bad", fail_stop=RuntimeError("flush failed")), base=base)
+
+        lifespan = Lifespan(LifespanASGIHandler(Bad()), {})
+        await lifespan.send("lifespan.startup")
+
+        message = await lifespan.send("lifespan.shutdown")
+        await lifespan.finished()
+
+        assert message["type"] == "lifespan.shutdown.failed"
+        assert "'Bad.bad' (RuntimeError('flush failed'))" in message["message"]
+        assert recorder.stopped == ["bad", "base"]
+
+    async def test_two_teardowns_raising_are_both_reported(self, recorder: Recorder) -> None:
+        """Two failing teardowns are both named in shutdown.failed."""
+
+        class Bad(containers.DeclarativeContainer):
+            one = providers.Resource(recorder.async_resource("one", fail_stop=RuntimeError("one")))
+            two = providers.Resource(recorder.sync_resource("two", fail_stop=RuntimeError("two")))
+
+        lifespan = Lifespan(LifespanASGIHandler(Bad()), {})
+        await lifespan.send("lifespan.startup")
+
+        message = await lifespan.send("lifespan.shutdown")
+
+        assert message["type"] == "lifespan.shutdown.failed"
+        assert "'Bad.one'" in message["message"]
+        assert "'Bad.two'" in message["message"]
+        assert sorted(recorder.stopped) == ["one", "two"]
+
+    async def test_configuration_error_fails_startup(self) -> None:
+        """A broken LIFESPAN_DI setting fails the startup with the configuration message."""
+        with override_settings(LIFESPAN_DI={"CONTAINER": "tests.project.missing.Container"}):
+            lifespan = Lifespan(LifespanASGIHandler(), {})
+            message = await lifespan.send("lifespan.startup")
+
+        assert message["type"] == "lifespan.startup.failed"
+        assert "Cannot import LIFESPAN_DI['CONTAINER'] = 'tests.project.missing.Container'" in message["message"]
+
+
+class TestProtocolViolations:
+    async def test_unknown_message_before_startup(self, recorder: Recorder) -> None:
+        """An unknown first message gets startup.failed and starts nothing."""
+        lifespan = Lifespan(LifespanASGIHandler(three_resources(recorder)), {})
+
+        message = await lifespan.send("lifespan.bogus")
+        await lifespan.finished()
+
+        assert message["type"] == "lifespan.startup.failed"
+        assert "'lifespan.bogus'" in message["message"]
+        assert recorder.events == []
+
+    async def test_shutdown_before_startup(self, recorder: Recorder) -> None:
+        """Shutdown as the first message gets shutdown.failed and starts nothing."""
+        lifespan = Lifespan(LifespanASGIHandler(three_resources(recorder)), {})
+
+        message = await lifespan.send("lifespan.shutdown")
+        await lifespan.finished()
+
+        assert message["type"] == "lifespan.shutdown.failed"
+        assert "before 'lifespan.startup'" in message["message"]
+        assert recorder.events == []
+
+    async def test_second_startup(self, recorder: Recorder) -> None:
+        """A second startup gets startup.failed, and the running resources are shut down, not leaked."""
+        lifespan = Lifespan(LifespanASGIHandler(three_resources(recorder)), {})
+        await lifespan.send("lifespan.startup")
+
+        message = await lifespan.send("lifespan.startup")
+        await lifespan.finished()
+
+        assert message["type"] == "lifespan.startup.failed"
+        assert "second 'lifespan.startup'" in message["message"]
+        assert recorder.stopped == ["last", "middle", "first"]
+
+    async def test_unknown_message_while_running(self, recorder: Recorder) -> None:
+        """An unknown message while running gets shutdown.failed after the resources are shut down."""
+        lifespan = Lifespan(LifespanASGIHandler(three_resources(recorder)), {})
+        await lifespan.send("lifespan.startup")
+
+        message = await lifespan.send("lifespan.bogus", extra="ignored")
+        await lifespan.finished()
+
+        assert message["type"] == "lifespan.shutdown.failed"
+        assert "'lifespan.bogus'" in message["message"]
+        assert recorder.stopped == ["last", "middle", "first"]
+
+    async def test_extra_keys_are_ignored(self, recorder: Recorder) -> None:
+        """Extra keys in lifespan messages are allowed by the spec and ignored."""
+        lifespan = Lifespan(LifespanASGIHandler(three_resources(recorder)), {})
+
+        started = await lifespan.send("lifespan.startup", extra={"x": 1})
+        stopped = await lifespan.send("lifespan.shutdown", extra=True)
+
+        assert started["type"] == "lifespan.startup.complete"
+        assert stopped["type"] == "lifespan.shutdown.complete"
+
+    async def test_send_raising_shuts_down_and_propagates(self, recorder: Recorder) -> None:
+        """If the server's send() raises after startup, the resources are shut down and the error propagates."""
+        handler = LifespanASGIHandler(three_resources(recorder))
+        messages = iter([{"type": "lifespan.startup"}])
+
+        async def receive() -> Any:
+            return next(messages)
+
+        async def send(message: Any) -> None:
+            raise OSError("server went away")
+
+        with pytest.raises(OSError, match="server went away"):
+            await handler({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+
+        assert recorder.stopped == ["last", "middle", "first"]
+
+    async def test_send_raising_after_startup_failed_propagates(self, recorder: Recorder) -> None:
+        """An exception from send(startup.failed), as hypercorn raises, reaches the server."""
+        handler = LifespanASGIHandler(three_resources(recorder, fail="middle"))
+
+        class LifespanFailureError(Exception):
+            pass
+
+        async def receive() -> Any:
+            return {"type": "lifespan.startup"}
+
+        async def send(message: Any) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                raise LifespanFailureError(message["message"])
+
+        with pytest.raises(LifespanFailureError):
+            await handler({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+
+        assert recorder.stopped == ["first"]
+
+
+class TestRequests:
+    async def test_missing_state_still_serves_resources(self) -> None:
+        """With no ``state`` in the scopes, resources start and requests see them through the process snapshot."""
+        app = LifespanASGIHandler()
+        lifespan = Lifespan(app, state=None)
+        await lifespan.send("lifespan.startup")
+
+        status, body = await http_get(app, "/sync-state/")
+        await lifespan.send("lifespan.shutdown")
+
+        assert status == 200
+        assert "httpx_client" in body["keys"]
+
+    async def test_http_goes_to_django_with_server_state(self) -> None:
+        """HTTP scopes go to Django unchanged and views see the server's per-request state copy."""
+        app = LifespanASGIHandler()
+        state: dict[str, Any] = {}
+        lifespan = Lifespan(app, state)
+        await lifespan.send("lifespan.startup")
+
+        status, body = await http_get(app, "/async-inject/", state)
+        await lifespan.send("lifespan.shutdown")
+
+        assert status == 200
+        assert body["client_type"] == "AsyncClient"
+        assert body["client"] == body["state_client"] == id(state["httpx_client"])
+
+    async def test_explicit_container_is_used_by_inject(self) -> None:
+        """get_asgi_application(container=X) makes inject and get_container() use X while it runs."""
+        from tests.project.containers import Container
+
+        other = Container()
+        app = get_asgi_application(container=other)
+        lifespan = Lifespan(app, {})
+        await lifespan.send("lifespan.startup")
+
+        status, body = await http_get(app, "/async-inject/")
+        current = get_container()
+        client = other.httpx_client()
+        await lifespan.send("lifespan.shutdown")
+
+        assert status == 200
+        assert current is other
+        assert body["client"] == id(client)
+        assert RUNTIME.active is None
+
+    async def test_unresolved_marker_fails_startup(self, recorder: Recorder) -> None:
+        """A view marker that names no provider of the configured container fails the startup, naming view and parameter."""
+        from lifespan_di import Provide, inject
+
+        @inject
+        async def view(request: Any, missing: Any = Provide["no_such_provider"]) -> None: ...
+
+        class Small(containers.DeclarativeContainer):
+            only = providers.Resource(recorder.async_resource("only"))
+
+        with override_settings(LIFESPAN_DI={"CONTAINER": Small()}):
+            lifespan = Lifespan(LifespanASGIHandler(), {})
+            message = await lifespan.send("lifespan.startup")
+        del view
+
+        assert message["type"] == "lifespan.startup.failed"
+        assert "parameter 'missing' of tests.test_handler." in message["message"]
+        assert recorder.events == []
