@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from django.apps import AppConfig
 
 from lifespan_di.exceptions import ConfigurationError
@@ -17,9 +19,7 @@ class LifespanDIConfig(AppConfig):
         from lifespan_di import checks  # noqa: F401  (registers the checks)
         from lifespan_di.conf import configured_container
 
-        try:
+        # A broken configuration is reported by the system checks, and raised again
+        # by get_container() and at lifespan startup, where it fails the startup.
+        with contextlib.suppress(ConfigurationError):
             configured_container()
-        except ConfigurationError:
-            # Reported by the system checks and raised again by get_container() and
-            # at lifespan startup, where it fails the startup with this message.
-            pass

@@ -1,14 +1,14 @@
-"""System checks: configuration errors surface in ``manage.py check``, not on a request."""
+"""System checks: configuration errors surface in ``manage.py check``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
-from django.urls import get_resolver
+from django.urls import URLPattern, URLResolver, get_resolver
 
 from lifespan_di.conf import configured_container, settings_problems
 from lifespan_di.exceptions import ConfigurationError
@@ -54,13 +54,24 @@ def check_middleware(
 def check_injections(
     app_configs: Sequence[AppConfig] | None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """E007: every @inject marker in the URLconf's views names a provider of the container."""
+    """E007: every @inject marker of the URLconf's views names a provider."""
     try:
         container = configured_container()
-        get_resolver().url_patterns  # imports the views, which registers their markers
+        patterns = get_resolver().url_patterns
     except Exception:
         return []  # reported by check_settings or by Django's own URL checks
     return [
         Error(problem, id="lifespan_di.E007")
-        for problem in unresolved_injections(container)
+        for view in _views(patterns)
+        for problem in unresolved_injections(container, view)
     ]
+
+
+def _views(
+    patterns: Iterable[URLPattern | URLResolver],
+) -> Iterator[Callable[..., Any]]:
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _views(pattern.url_patterns)
+        else:
+            yield pattern.callback

@@ -1,16 +1,16 @@
-"""The ``LIFESPAN_DI`` setting, read through one typed object, and the container it names."""
+"""The ``LIFESPAN_DI`` setting, read through one typed object, and its container."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from dependency_injector import containers
 from django.apps import apps
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
-from dependency_injector import containers
 
 from lifespan_di.exceptions import ConfigurationError
 from lifespan_di.runtime import RUNTIME
@@ -60,12 +60,13 @@ class Problem:
 
 
 def settings_problems() -> list[Problem]:
-    """Return what is wrong with the ``LIFESPAN_DI`` setting itself (not the container)."""
+    """Return what is wrong with the ``LIFESPAN_DI`` setting itself."""
     if not hasattr(settings, SETTING):
         return [
             Problem(
                 "lifespan_di.E001",
-                "The LIFESPAN_DI setting is missing: lifespan_di does not know which container to run.",
+                "The LIFESPAN_DI setting is missing: lifespan_di does not know "
+                "which container to run.",
                 f"Add LIFESPAN_DI = {EXAMPLE} to your settings.",
             )
         ]
@@ -84,7 +85,8 @@ def settings_problems() -> list[Problem]:
         problems.append(
             Problem(
                 "lifespan_di.E002",
-                f"The LIFESPAN_DI setting has unknown keys: {', '.join(map(repr, unknown))}.",
+                "The LIFESPAN_DI setting has unknown keys: "
+                f"{', '.join(map(repr, unknown))}.",
                 "Use only CONTAINER, STARTUP_TIMEOUT and SHUTDOWN_TIMEOUT.",
             )
         )
@@ -191,7 +193,10 @@ def _load_container(value: object) -> containers.Container:
         try:
             return target()
         except Exception as error:
-            msg = f"Cannot create the container {target.__qualname__}: it raised {error!r}."
+            msg = (
+                f"Cannot create the container {target.__qualname__}: "
+                f"it raised {error!r}."
+            )
             raise ConfigurationError(msg) from error
     raise Problem(
         "lifespan_di.E004",

@@ -102,9 +102,10 @@ def build_graph(container: containers.Container) -> ResourceGraph:
             node.dependencies.append(dependency)
             dependency.dependents.append(node)
 
+    everything: list[providers.Provider[object]] = list(container.traverse())
     users = [
         provider
-        for provider in container.traverse()
+        for provider in everything
         if id(provider) not in resources and _uses_any(provider, resources)
     ]
     return ResourceGraph(container, _topological(list(nodes.values())), users)
@@ -152,7 +153,8 @@ def _uses_any(
     provider: providers.Provider[object],
     resources: dict[int, providers.Resource[object]],
 ) -> bool:
-    return any(id(related) in resources for related in provider.traverse())
+    related: list[providers.Provider[object]] = list(provider.traverse())
+    return any(id(candidate) in resources for candidate in related)
 
 
 def _topological(nodes: Iterable[ResourceNode]) -> list[ResourceNode]:
@@ -171,7 +173,8 @@ def _topological(nodes: Iterable[ResourceNode]) -> list[ResourceNode]:
     if len(ordered) < len(pending):
         cycle = ", ".join(node.path for node in pending if remaining[node] > 0)
         msg = (
-            f"Cannot order the resources {cycle}: they depend on each other in a cycle. "
+            f"Cannot order the resources {cycle}: they depend on each other "
+            "in a cycle. "
             "Break the cycle so that one of them can start first."
         )
         raise ConfigurationError(msg)

@@ -18,9 +18,9 @@ from asgiref.typing import (
     ASGISendEvent,
     LifespanScope,
 )
+from dependency_injector import containers
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
-from dependency_injector import containers
 
 from lifespan_di.conf import (
     SETTING,
@@ -30,11 +30,9 @@ from lifespan_di.conf import (
 )
 from lifespan_di.exceptions import (
     ConfigurationError,
-    InjectionError,
     LifespanDIError,
     ShutdownError,
 )
-from lifespan_di.injection import unresolved_injections
 from lifespan_di.lifespan import ContainerLifespan
 
 __all__ = ["LifespanASGIHandler", "get_asgi_application"]
@@ -43,7 +41,7 @@ logger = logging.getLogger("lifespan_di")
 
 
 class LifespanASGIHandler(ASGIHandler):
-    """Django's ``ASGIHandler`` that starts the container's resources at lifespan startup.
+    """Django's ``ASGIHandler`` that runs the container's resources for the lifespan.
 
     On ``lifespan.startup`` it starts every app-scoped resource of the container
     (ordered, concurrent, rolled back on failure), publishes the state into the
@@ -113,14 +111,9 @@ class LifespanASGIHandler(ASGIHandler):
             config = LifespanDISettings(container=self.container)
         else:
             config = get_settings()
-        container = self.container
-        if container is None:
-            container = configured_container()
-            # Only the configured container is checked against every @inject marker:
-            # an explicit one (tests, several apps in one process) may serve other views.
-            problems = unresolved_injections(container)
-            if problems:
-                raise InjectionError(" ".join(problems))
+        container = (
+            self.container if self.container is not None else configured_container()
+        )
         return ContainerLifespan(
             container,
             startup_timeout=config.startup_timeout,
@@ -160,15 +153,17 @@ def _refusal(received: str, *, running: bool) -> ASGISendEvent:
         return {
             "type": "lifespan.startup.failed",
             "message": (
-                "Received a second 'lifespan.startup' while the resources were running: "
-                "they have been shut down. A server must send startup once per lifespan."
+                "Received a second 'lifespan.startup' while the resources were "
+                "running: they have been shut down. A server must send startup once "
+                "per lifespan."
             ),
         }
     if running:
         return {
             "type": "lifespan.shutdown.failed",
             "message": (
-                f"Received an unexpected lifespan message {received!r} while waiting for "
+                f"Received an unexpected lifespan message {received!r} while "
+                "waiting for "
                 "'lifespan.shutdown': the resources have been shut down."
             ),
         }

@@ -65,9 +65,8 @@ class _Injection:
         if provider is None:
             raise InjectionError(self._unresolved_message(container))
         if active is None and _uses_app_resource(provider):
-            raise LifespanNotRunningError.accessing(
-                f"{self.marker!r} for parameter {self.name!r} of {self.owner}"
-            )
+            what = f"{self.marker!r} for parameter {self.name!r} of {self.owner}"
+            raise LifespanNotRunningError.accessing(what)
         produce: Callable[[], Any] = provider
         if isinstance(self.marker, _PROVIDER):
             produce = functools.partial(_identity, provider)
@@ -83,9 +82,6 @@ class _Injection:
             "provider of the container configured in LIFESPAN_DI['CONTAINER'], or its "
             "name as a string: Provide['httpx_client']."
         )
-
-
-_injected: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
 
 
 def inject(fn: F) -> F:
@@ -141,7 +137,6 @@ def inject(fn: F) -> F:
 
         wrapper = sync_wrapper
     wrapper.__lifespan_di_injections__ = injections  # type: ignore[attr-defined]
-    _injected.add(wrapper)
     return cast("F", wrapper)
 
 
@@ -157,15 +152,35 @@ def resolve(
     return _providers_map(container).resolve_provider(marker.provider, marker.modifier)
 
 
-def unresolved_injections(container: containers.Container) -> list[str]:
-    """Describe every marker of an ``@inject`` function that ``container`` cannot resolve."""
+def unresolved_injections(
+    container: containers.Container, view: Callable[..., Any]
+) -> list[str]:
+    """Describe each marker of an ``@inject`` view that ``container`` cannot resolve.
+
+    ``view`` may be wrapped by other decorators; a class-based view's handler
+    methods are inspected. Returns an empty list for a view without markers.
+    """
+    candidates: list[Any] = [view]
+    view_class = getattr(view, "view_class", None) or getattr(view, "cls", None)
+    if view_class is not None:
+        candidates += [getattr(view_class, name, None) for name in dir(view_class)]
     problems = []
-    for wrapper in list(_injected):
-        injections: tuple[_Injection, ...] = wrapper.__lifespan_di_injections__  # type: ignore[attr-defined]
-        for injection in injections:
+    for candidate in candidates:
+        for injection in _injections_of(candidate):
             if resolve(container, injection.marker) is None:
                 problems.append(injection._unresolved_message(container))
     return problems
+
+
+def _injections_of(function: Any) -> tuple[_Injection, ...]:
+    seen = 0
+    while function is not None and seen < 20:  # bounded: __wrapped__ chains can loop
+        injections = getattr(function, "__lifespan_di_injections__", None)
+        if injections is not None:
+            return tuple(injections)
+        function = getattr(function, "__wrapped__", None)
+        seen += 1
+    return ()
 
 
 _maps: weakref.WeakKeyDictionary[containers.Container, wiring.ProvidersMap] = (
@@ -195,7 +210,8 @@ def _read_injections(fn: Callable[..., Any]) -> tuple[_Injection, ...]:
             ):
                 msg = (
                     f"Cannot inject parameter {parameter.name!r} of {owner}: its "
-                    f"annotation {parameter.annotation!r} cannot be evaluated. Import the "
+                    f"annotation {parameter.annotation!r} cannot be evaluated. "
+                    "Import the "
                     "types it names at runtime, or put the marker in the default value."
                 )
                 raise InjectionError(msg) from None
@@ -213,7 +229,8 @@ def _read_injections(fn: Callable[..., Any]) -> tuple[_Injection, ...]:
     if not injections:
         msg = (
             f"Cannot inject into {owner}: none of its parameters has a Provide[...] or "
-            "Provider[...] marker. Add one, e.g. client=Provide[Container.httpx_client], "
+            "Provider[...] marker. Add one, e.g. "
+            "client=Provide[Container.httpx_client], "
             "or remove @inject."
         )
         raise InjectionError(msg)
@@ -236,7 +253,8 @@ def _checked(
     where = f"parameter {parameter.name!r} of {owner}"
     if isinstance(marker, _CLOSING):
         msg = (
-            f"Cannot inject {where}: Closing[...] is not supported. It shuts down every "
+            f"Cannot inject {where}: Closing[...] is not supported. It shuts down "
+            "every "
             "resource reachable from the provider, app-wide ones included, after each "
             "call. Use Provide[...]: lifespan_di closes app resources at shutdown."
         )
@@ -246,12 +264,16 @@ def _checked(
         parameter.VAR_POSITIONAL,
         parameter.VAR_KEYWORD,
     ):
-        msg = f"Cannot inject {where}: it cannot be passed by keyword. Make it a normal parameter."
+        msg = (
+            f"Cannot inject {where}: it cannot be passed by keyword. "
+            "Make it a normal parameter."
+        )
         raise InjectionError(msg)
     if not isinstance(marker.provider, providers.Provider | str):
         msg = (
-            f"Cannot inject {where}: {marker!r} names neither a provider nor a provider "
-            "id. Use Provide[Container.httpx_client] or Provide['httpx_client']."
+            f"Cannot inject {where}: {marker!r} names neither a provider nor a "
+            "provider id. Use Provide[Container.httpx_client] or "
+            "Provide['httpx_client']."
         )
         raise InjectionError(msg)
     keyword_only = parameter.kind == parameter.KEYWORD_ONLY

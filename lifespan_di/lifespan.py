@@ -1,4 +1,4 @@
-"""Start and stop a container's app-scoped resources: ordered, concurrent, transactional.
+"""Start and stop a container's app-scoped resources: ordered, concurrent, atomic.
 
 dependency-injector's ``init_resources()`` / ``shutdown_resources()`` leak on failure,
 stop at the first teardown error and close indirect dependencies in random order
@@ -77,7 +77,7 @@ class ContainerLifespan:
         self.startup_timeout = startup_timeout
         self.shutdown_timeout = shutdown_timeout
         self.state: dict[str, Any] = {}
-        """The started values by provider name, plus the ``LIFESPAN_STATE_KEY`` marker."""
+        """Started values by provider name, plus the ``LIFESPAN_STATE_KEY`` marker."""
         self.records: dict[str, ResourceRecord] = {}
         self._phase: Literal["new", "starting", "running", "stopping", "stopped"] = (
             "new"
@@ -338,7 +338,7 @@ class ContainerLifespan:
         return error
 
     async def _wait_for_threads(self) -> list[ResourceNode]:
-        """Wait (bounded) for starts running in worker threads; return those still running."""
+        """Wait (bounded) for starts in worker threads; return those still running."""
         running = {
             future: node for node, future in self._threads.items() if not future.done()
         }
@@ -387,7 +387,9 @@ class ContainerLifespan:
 
         await asyncio.gather(
             *(
-                asyncio.create_task(stop_after_dependents(node), name=f"stop {node.path}")
+                asyncio.create_task(
+                    stop_after_dependents(node), name=f"stop {node.path}"
+                )
                 for node in nodes
             )
         )
@@ -405,7 +407,7 @@ class ContainerLifespan:
             record.status = "stop failed"
             record.error = error
             error.add_note(f"Raised while shutting down resource {node.path!r}.")
-            logger.error("Resource %s failed to shut down.", node.path, exc_info=error)
+            logger.exception("Resource %s failed to shut down.", node.path)
             raise
         record.status = "stopped"
         record.stop_seconds = perf_counter() - began
@@ -455,7 +457,7 @@ def container_lifespan(
     startup_timeout: float | None = 30.0,
     shutdown_timeout: float | None = 30.0,
 ) -> ContainerLifespan:
-    """Run a container's app-scoped resources for the duration of an ``async with`` block.
+    """Run a container's app-scoped resources for an ``async with`` block.
 
     On entry every ``providers.Resource`` of the container (nested containers
     included, ``ContextLocalResource`` excluded) starts after the resources it
@@ -488,14 +490,17 @@ def _check_timeout(name: str, value: float | None) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        msg = f"Cannot use {name}={value!r}: it must be a positive number of seconds or None."
+        msg = (
+            f"Cannot use {name}={value!r}: it must be a positive number of seconds "
+            "or None."
+        )
         raise ConfigurationError(msg)
 
 
 def _effective(provider: providers.Provider[Any]) -> providers.Provider[Any]:
     """Follow overrides to the provider that actually produces the value."""
-    while provider.overridden:
-        provider = provider.last_overriding
+    while (overriding := provider.last_overriding) is not None:
+        provider = overriding
     return provider
 
 
@@ -511,7 +516,9 @@ def _starts_in_thread(resource: providers.Resource[Any]) -> bool:
     provides = resource.provides
     if inspect.isclass(provides):
         return hasattr(provides, "__enter__") and not hasattr(provides, "__aenter__")
-    return inspect.isgeneratorfunction(inspect.unwrap(provides))
+    return provides is not None and inspect.isgeneratorfunction(
+        inspect.unwrap(provides)
+    )
 
 
 def _reset_async_mode(graph: ResourceGraph) -> None:

@@ -45,7 +45,8 @@ class LifespanStateMiddleware:
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         request.state = request_state(request)  # type: ignore[attr-defined]
-        return await self.get_response(request)  # type: ignore[misc]
+        response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
+        return response
 
 
 def request_state(request: HttpRequest) -> State:

@@ -53,7 +53,7 @@ class Runtime:
         self.active = lifespan
 
     def deactivate(self, lifespan: ContainerLifespan) -> None:
-        """Record that ``lifespan`` is shutting down; the previous one becomes active."""
+        """Record that ``lifespan`` is shutting down; the previous one is active."""
         if lifespan in self.running:
             self.running.remove(lifespan)
         self.active = self.running[-1] if self.running else None

@@ -8,7 +8,9 @@ from typing import Any
 from lifespan_di.exceptions import LifespanNotRunningError, StateKeyError
 from lifespan_di.lifespan import LIFESPAN_STATE_KEY
 
-__all__ = ["State"]
+__all__ = ["State", "UnavailableState"]
+
+_WHOLE_STATE = "request.state"
 
 
 class State(MutableMapping[str, Any]):
@@ -109,20 +111,22 @@ class UnavailableState(State):
     def __getitem__(self, key: str) -> Any:
         if key in self._data:  # set earlier in this request
             return self._data[key]
-        raise LifespanNotRunningError.accessing(f"request.state[{key!r}]")
+        what = f"request.state[{key!r}]"
+        raise LifespanNotRunningError.accessing(what)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
         if name in self._data:
             return self._data[name]
-        raise LifespanNotRunningError.accessing(f"request.state.{name}")
+        what = f"request.state.{name}"
+        raise LifespanNotRunningError.accessing(what)
 
     def __iter__(self) -> Iterator[str]:
-        raise LifespanNotRunningError.accessing("request.state")
+        raise LifespanNotRunningError.accessing(_WHOLE_STATE)
 
     def __contains__(self, key: object) -> bool:
-        raise LifespanNotRunningError.accessing("request.state")
+        raise LifespanNotRunningError.accessing(_WHOLE_STATE)
 
     def __repr__(self) -> str:
         return "<UnavailableState: no lifespan is running in this process>"

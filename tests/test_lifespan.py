@@ -19,8 +19,6 @@ from lifespan_di.lifespan import LIFESPAN_STATE_KEY
 from lifespan_di.runtime import RUNTIME
 from tests.recorder import Recorder
 
-pytestmark = pytest.mark.asyncio
-
 
 def chain_container(recorder: Recorder) -> containers.DeclarativeContainer:
     """A -> B -> C, where each link goes through a non-resource provider."""
@@ -36,7 +34,9 @@ def chain_container(recorder: Recorder) -> containers.DeclarativeContainer:
 
 
 class TestOrder:
-    async def test_chain_through_factory_and_singleton(self, recorder: Recorder) -> None:
+    async def test_chain_through_factory_and_singleton(
+        self, recorder: Recorder
+    ) -> None:
         """A chain A->B->C through a Factory and a Singleton starts A,B,C and stops C,B,A."""
         for _ in range(5):
             recorder.events.clear()
@@ -54,12 +54,18 @@ class TestOrder:
                 "stop:a",
             ]
 
-    async def test_independent_resources_start_concurrently(self, recorder: Recorder) -> None:
+    async def test_independent_resources_start_concurrently(
+        self, recorder: Recorder
+    ) -> None:
         """10 independent resources of 0.2 s each start in well under the 2 s sum."""
         names = [f"r{i}" for i in range(10)]
         container = containers.DynamicContainer()
         for name in names:
-            setattr(container, name, providers.Resource(recorder.async_resource(name, delay=0.2)))
+            setattr(
+                container,
+                name,
+                providers.Resource(recorder.async_resource(name, delay=0.2)),
+            )
 
         began = time.perf_counter()
         async with container_lifespan(container):
@@ -69,11 +75,17 @@ class TestOrder:
         assert sorted(recorder.started) == sorted(names)
         assert sorted(recorder.stopped) == sorted(names)
 
-    async def test_sync_resources_start_concurrently_in_threads(self, recorder: Recorder) -> None:
+    async def test_sync_resources_start_concurrently_in_threads(
+        self, recorder: Recorder
+    ) -> None:
         """Blocking generator resources start in worker threads, so they overlap too."""
         container = containers.DynamicContainer()
         for i in range(4):
-            setattr(container, f"s{i}", providers.Resource(recorder.sync_resource(f"s{i}", delay=0.2)))
+            setattr(
+                container,
+                f"s{i}",
+                providers.Resource(recorder.sync_resource(f"s{i}", delay=0.2)),
+            )
 
         began = time.perf_counter()
         async with container_lifespan(container):
@@ -119,7 +131,9 @@ class TestOrder:
 
         class Configured(containers.DeclarativeContainer):
             config = providers.Configuration()
-            db = providers.Resource(recorder.async_resource("db", delay=0.02), url=config.url)
+            db = providers.Resource(
+                recorder.async_resource("db", delay=0.02), url=config.url
+            )
             dsn = providers.Callable(str, db)
             pool = providers.Resource(recorder.async_resource("pool"), dsn=dsn)
 
@@ -194,7 +208,9 @@ class TestResourceForms:
             async_class = providers.Resource(AsyncResource)
 
         async with container_lifespan(Forms()) as state:
-            values = {key: value for key, value in state.items() if key != LIFESPAN_STATE_KEY}
+            values = {
+                key: value for key, value in state.items() if key != LIFESPAN_STATE_KEY
+            }
 
         assert values == {
             "function_": "function",
@@ -216,12 +232,16 @@ class TestResourceForms:
             "stop:async_class",
         }
 
-    async def test_context_local_resource_is_left_alone(self, recorder: Recorder) -> None:
+    async def test_context_local_resource_is_left_alone(
+        self, recorder: Recorder
+    ) -> None:
         """ContextLocalResource is per request, so the app lifespan neither starts nor publishes it."""
 
         class Scoped(containers.DeclarativeContainer):
             app = providers.Resource(recorder.async_resource("app"))
-            per_request = providers.ContextLocalResource(recorder.async_resource("per_request"))
+            per_request = providers.ContextLocalResource(
+                recorder.async_resource("per_request")
+            )
 
         async with container_lifespan(Scoped()) as state:
             assert "per_request" not in state
@@ -232,7 +252,9 @@ class TestResourceForms:
         """A Resource declared inline inside another provider starts and stops too."""
 
         class Inline(containers.DeclarativeContainer):
-            service = providers.Factory(dict, client=providers.Resource(recorder.async_resource("inline")))
+            service = providers.Factory(
+                dict, client=providers.Resource(recorder.async_resource("inline"))
+            )
 
         container = Inline()
         async with container_lifespan(container):
@@ -242,7 +264,9 @@ class TestResourceForms:
 
 
 class TestStartedValues:
-    async def test_sync_callers_get_values_not_futures(self, recorder: Recorder) -> None:
+    async def test_sync_callers_get_values_not_futures(
+        self, recorder: Recorder
+    ) -> None:
         """After startup an async resource, and a Factory built from it, resolve to plain values from a thread."""
 
         class Async(containers.DeclarativeContainer):
@@ -251,7 +275,9 @@ class TestStartedValues:
 
         container = Async()
         async with container_lifespan(container) as state:
-            from_thread = await asyncio.to_thread(lambda: (container.client(), container.service()))
+            from_thread = await asyncio.to_thread(
+                lambda: (container.client(), container.service())
+            )
             from_loop = container.client()
 
         assert from_thread[0] is state["client"]
@@ -296,7 +322,9 @@ class TestStartedValues:
 
         assert recorder.stopped == ["c", "b", "a"]
 
-    async def test_runtime_tracks_the_running_lifespan(self, recorder: Recorder) -> None:
+    async def test_runtime_tracks_the_running_lifespan(
+        self, recorder: Recorder
+    ) -> None:
         """The process records the lifespan while it runs and forgets it at shutdown."""
         container = chain_container(recorder)
         lifespan = container_lifespan(container)
@@ -317,10 +345,20 @@ class TestStartedValues:
             pass
 
         messages = [record.getMessage() for record in caplog.records]
-        assert any(message.startswith("Started resource Chain.a in ") for message in messages)
-        assert any(message.startswith("Stopped resource Chain.c in ") for message in messages)
-        assert any(message.startswith("Started 3 resources of Chain in ") for message in messages)
-        assert any(message.startswith("Stopped 3 resources of Chain in ") for message in messages)
+        assert any(
+            message.startswith("Started resource Chain.a in ") for message in messages
+        )
+        assert any(
+            message.startswith("Stopped resource Chain.c in ") for message in messages
+        )
+        assert any(
+            message.startswith("Started 3 resources of Chain in ")
+            for message in messages
+        )
+        assert any(
+            message.startswith("Stopped 3 resources of Chain in ")
+            for message in messages
+        )
 
 
 def failing_container(recorder: Recorder, fail: str) -> containers.Container:
@@ -362,11 +400,15 @@ class TestStartupFailure:
         assert sorted(recorder.stopped) == sorted(recorder.started)
         assert sorted(recorder.stopped) == sorted(rolled_back)
         message = str(caught.value)
-        assert message.startswith(f"Cannot start resource 'Failing.{fail}': it raised ConnectionRefusedError")
+        assert message.startswith(
+            f"Cannot start resource 'Failing.{fail}': it raised ConnectionRefusedError"
+        )
         assert "Resources started before it were shut down:" in message
         assert RUNTIME.active is None
 
-    async def test_failure_of_a_dependency_of_a_dependency(self, recorder: Recorder) -> None:
+    async def test_failure_of_a_dependency_of_a_dependency(
+        self, recorder: Recorder
+    ) -> None:
         """When a dependency's dependency fails, its dependents never start."""
         container = failing_container(recorder, "first")
 
@@ -417,7 +459,9 @@ class TestStartupFailure:
         assert caught.value.resource == "Chain.c"
         assert recorder.events == ["start:a", "start:b", "stop:b", "stop:a"]
 
-    async def test_hung_sync_start_is_waited_for_and_shut_down(self, recorder: Recorder) -> None:
+    async def test_hung_sync_start_is_waited_for_and_shut_down(
+        self, recorder: Recorder
+    ) -> None:
         """A sync resource still starting in its thread at the timeout is shut down once it finishes."""
 
         class Blocking(containers.DeclarativeContainer):
@@ -428,7 +472,9 @@ class TestStartupFailure:
 
         assert recorder.events == ["start:blocking", "stop:blocking"]
 
-    async def test_cancelled_startup_rolls_back_and_stays_cancelled(self, recorder: Recorder) -> None:
+    async def test_cancelled_startup_rolls_back_and_stays_cancelled(
+        self, recorder: Recorder
+    ) -> None:
         """Cancelling startup stops what started and re-raises CancelledError."""
 
         class Slow(containers.DeclarativeContainer):
@@ -464,14 +510,20 @@ class TestStartupFailure:
         async with container_lifespan(container) as state:
             assert state["service"] == "ok"
 
-    async def test_rollback_teardown_error_is_reported(self, recorder: Recorder) -> None:
+    async def test_rollback_teardown_error_is_reported(
+        self, recorder: Recorder
+    ) -> None:
         """A teardown failing during rollback is named in the startup error; the rest still stop."""
 
         class Both(containers.DeclarativeContainer):
-            bad_stop = providers.Resource(recorder.async_resource("bad_stop", fail_stop=RuntimeError("stuck")))
+            bad_stop = providers.Resource(
+                recorder.async_resource("bad_stop", fail_stop=RuntimeError("stuck"))
+            )
             other = providers.Resource(recorder.async_resource("other"))
             broken = providers.Resource(
-                recorder.async_resource("broken", delay=0.01, fail_start=OSError("boom")),
+                recorder.async_resource(
+                    "broken", delay=0.01, fail_start=OSError("boom")
+                ),
                 bad_stop=bad_stop,
                 other=other,
             )
@@ -479,18 +531,26 @@ class TestStartupFailure:
         with pytest.raises(StartupError) as caught:
             await container_lifespan(Both()).startup()
 
-        assert "Shutting down 'Both.bad_stop' failed too: RuntimeError('stuck')" in str(caught.value)
+        assert "Shutting down 'Both.bad_stop' failed too: RuntimeError('stuck')" in str(
+            caught.value
+        )
         assert sorted(recorder.stopped) == ["bad_stop", "other"]
 
 
 class TestShutdown:
-    async def test_every_teardown_attempted_when_two_raise(self, recorder: Recorder) -> None:
+    async def test_every_teardown_attempted_when_two_raise(
+        self, recorder: Recorder
+    ) -> None:
         """Two failing teardowns are reported together; every other resource still stops."""
 
         class Failing(containers.DeclarativeContainer):
             base = providers.Resource(recorder.async_resource("base"))
-            one = providers.Resource(recorder.async_resource("one", fail_stop=RuntimeError("one")), base=base)
-            two = providers.Resource(recorder.sync_resource("two", fail_stop=ValueError("two")), base=base)
+            one = providers.Resource(
+                recorder.async_resource("one", fail_stop=RuntimeError("one")), base=base
+            )
+            two = providers.Resource(
+                recorder.sync_resource("two", fail_stop=ValueError("two")), base=base
+            )
             fine = providers.Resource(recorder.async_resource("fine"))
 
         lifespan = container_lifespan(Failing())
@@ -502,8 +562,15 @@ class TestShutdown:
         assert sorted(recorder.stopped) == ["base", "fine", "one", "two"]
         assert recorder.stopped[-1] == "base"
         assert sorted(caught.value.resources) == ["Failing.one", "Failing.two"]
-        assert {type(error) for error in caught.value.exceptions} == {RuntimeError, ValueError}
-        notes = [note for error in caught.value.exceptions for note in getattr(error, "__notes__", [])]
+        assert {type(error) for error in caught.value.exceptions} == {
+            RuntimeError,
+            ValueError,
+        }
+        notes = [
+            note
+            for error in caught.value.exceptions
+            for note in getattr(error, "__notes__", [])
+        ]
         assert "Raised while shutting down resource 'Failing.one'." in notes
         assert "'Failing.one' (RuntimeError('one'))" in caught.value.message
 
@@ -512,7 +579,9 @@ class TestShutdown:
 
         class Hung(containers.DeclarativeContainer):
             base = providers.Resource(recorder.async_resource("base"))
-            hung = providers.Resource(recorder.async_resource("hung", stop_delay=30), base=base)
+            hung = providers.Resource(
+                recorder.async_resource("hung", stop_delay=30), base=base
+            )
             other = providers.Resource(recorder.async_resource("other"))
 
         lifespan = container_lifespan(Hung(), shutdown_timeout=0.2)
@@ -528,11 +597,17 @@ class TestShutdown:
         assert "SHUTDOWN_TIMEOUT (0.2 s)" in str(caught.value.exceptions[0])
         assert sorted(recorder.stopped) == ["base", "other"]
 
-    async def test_independent_teardowns_run_concurrently(self, recorder: Recorder) -> None:
+    async def test_independent_teardowns_run_concurrently(
+        self, recorder: Recorder
+    ) -> None:
         """Independent resources stop concurrently: shutdown takes the longest teardown, not the sum."""
         container = containers.DynamicContainer()
         for i in range(5):
-            setattr(container, f"r{i}", providers.Resource(recorder.async_resource(f"r{i}", stop_delay=0.2)))
+            setattr(
+                container,
+                f"r{i}",
+                providers.Resource(recorder.async_resource(f"r{i}", stop_delay=0.2)),
+            )
         lifespan = container_lifespan(container)
         await lifespan.startup()
 
@@ -542,11 +617,15 @@ class TestShutdown:
         assert time.perf_counter() - began < 0.6
         assert len(recorder.stopped) == 5
 
-    async def test_failed_teardown_does_not_survive_restart(self, recorder: Recorder) -> None:
+    async def test_failed_teardown_does_not_survive_restart(
+        self, recorder: Recorder
+    ) -> None:
         """A resource whose teardown raised is started afresh by the next lifespan."""
 
         class Once(containers.DeclarativeContainer):
-            bad = providers.Resource(recorder.async_resource("bad", fail_stop=RuntimeError("x")))
+            bad = providers.Resource(
+                recorder.async_resource("bad", fail_stop=RuntimeError("x"))
+            )
 
         container = Once()
         lifespan = container_lifespan(container)
@@ -561,7 +640,9 @@ class TestShutdown:
         assert second is not first
         assert recorder.events == ["start:bad", "stop:bad", "start:bad", "stop:bad"]
 
-    async def test_shutdown_without_startup_does_nothing(self, recorder: Recorder) -> None:
+    async def test_shutdown_without_startup_does_nothing(
+        self, recorder: Recorder
+    ) -> None:
         """Calling shutdown on a lifespan that never started is a no-op."""
         lifespan = container_lifespan(chain_container(recorder))
 

@@ -3,7 +3,11 @@
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
-INSTALLED_APPS = ["lifespan_di"]
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "lifespan_di",
+]
 MIDDLEWARE = ["lifespan_di.middleware.LifespanStateMiddleware"]
 ROOT_URLCONF = "tests.project.urls"
 DATABASES: dict[str, dict[str, str]] = {}

@@ -1,0 +1,159 @@
+"""Configuration: the LIFESPAN_DI setting, get_container(), and the system checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.checks import run_checks
+from django.test import override_settings
+
+from lifespan_di import get_container
+from lifespan_di.conf import get_settings
+from lifespan_di.exceptions import ConfigurationError
+from tests.project.containers import Container
+
+
+def check_ids() -> list[str]:
+    return sorted(
+        message.id
+        for message in run_checks()
+        if message.id and message.id.startswith("lifespan_di.")
+    )
+
+
+def messages() -> dict[str, str]:
+    return {message.id: message.msg for message in run_checks() if message.id}
+
+
+class TestChecks:
+    def test_valid_project_passes(self) -> None:
+        """The test project's configuration raises no lifespan_di check."""
+        assert check_ids() == []
+
+    @pytest.mark.parametrize(
+        ("setting", "check_id", "text"),
+        [
+            ("not a dict", "lifespan_di.E002", "must be a dict, not str"),
+            ({}, "lifespan_di.E002", "LIFESPAN_DI['CONTAINER'] is missing"),
+            (
+                {"CONTAINER": Container, "TIMEOUT": 1},
+                "lifespan_di.E002",
+                "unknown keys: 'TIMEOUT'",
+            ),
+            (
+                {"CONTAINER": "tests.project.nope.Container"},
+                "lifespan_di.E003",
+                "Cannot import",
+            ),
+            (
+                {"CONTAINER": "tests.project.containers.Greeter"},
+                "lifespan_di.E004",
+                "is not a dependency-injector container",
+            ),
+            (
+                {"CONTAINER": Container, "STARTUP_TIMEOUT": 0},
+                "lifespan_di.E005",
+                "LIFESPAN_DI['STARTUP_TIMEOUT'] is 0",
+            ),
+            (
+                {"CONTAINER": Container, "SHUTDOWN_TIMEOUT": "30"},
+                "lifespan_di.E005",
+                "LIFESPAN_DI['SHUTDOWN_TIMEOUT'] is '30'",
+            ),
+        ],
+    )
+    def test_malformed_setting(self, setting: Any, check_id: str, text: str) -> None:
+        """Each malformed setting is reported with its own id and message."""
+        with override_settings(LIFESPAN_DI=setting):
+            found = messages()
+
+        assert check_id in found
+        assert text in found[check_id]
+
+    def test_missing_setting(self) -> None:
+        """A missing LIFESPAN_DI setting is E001."""
+        with override_settings():
+            from django.conf import settings
+
+            del settings.LIFESPAN_DI
+            found = messages()
+
+        assert "The LIFESPAN_DI setting is missing" in found["lifespan_di.E001"]
+
+    def test_missing_middleware(self) -> None:
+        """MIDDLEWARE without LifespanStateMiddleware is E006."""
+        with override_settings(MIDDLEWARE=[]):
+            assert "lifespan_di.E006" in check_ids()
+
+    def test_unresolvable_view_marker(self) -> None:
+        """A view marker naming no provider is E007, naming view and parameter, in nested and class-based views."""
+        with override_settings(ROOT_URLCONF="tests.project.broken_urls"):
+            errors = [
+                message.msg
+                for message in run_checks()
+                if message.id == "lifespan_di.E007"
+            ]
+
+        assert len(errors) == 2
+        assert any(
+            "parameter 'client' of tests.project.broken_urls.typo" in error
+            for error in errors
+        )
+        assert any(
+            "parameter 'cache' of tests.project.broken_urls.TypoView.get" in error
+            for error in errors
+        )
+
+
+class TestSettings:
+    def test_timeouts_are_read(self) -> None:
+        """Timeouts come from the setting, None meaning no limit, 30 s by default."""
+        with override_settings(
+            LIFESPAN_DI={"CONTAINER": Container, "STARTUP_TIMEOUT": None}
+        ):
+            settings = get_settings()
+
+        assert settings.startup_timeout is None
+        assert settings.shutdown_timeout == 30.0
+
+    def test_invalid_setting_raises_with_check_id(self) -> None:
+        """Reading an invalid setting raises ConfigurationError carrying the check id."""
+        with (
+            override_settings(
+                LIFESPAN_DI={"CONTAINER": Container, "STARTUP_TIMEOUT": -1}
+            ),
+            pytest.raises(ConfigurationError) as caught,
+        ):
+            get_settings()
+
+        assert caught.value.check_id == "lifespan_di.E005"
+
+
+class TestGetContainer:
+    def test_one_instance_per_process(self) -> None:
+        """The configured class is instantiated once and reused."""
+        first, second = get_container(), get_container()
+
+        assert first is second
+        assert type(first).__name__ == "DynamicContainer"
+
+    def test_instance_setting_is_used_as_is(self) -> None:
+        """A container instance in the setting is returned itself."""
+        instance = Container()
+
+        with override_settings(LIFESPAN_DI={"CONTAINER": instance}):
+            assert get_container() is instance
+
+    def test_setting_change_builds_a_new_container(self) -> None:
+        """Overriding the setting in a test gives a new container, and the old one comes back after."""
+        before = get_container()
+
+        with override_settings(
+            LIFESPAN_DI={"CONTAINER": "tests.project.containers.Container"}
+        ):
+            during = get_container()
+        after = get_container()
+
+        assert during is not before
+        assert after is not during

@@ -1,0 +1,204 @@
+"""request.state: the State mapping and LifespanStateMiddleware, sync and async."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from asgiref.sync import iscoroutinefunction
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest, HttpResponse
+from django.test import AsyncRequestFactory, RequestFactory
+
+from lifespan_di import State, container_lifespan, get_container
+from lifespan_di.exceptions import LifespanNotRunningError, StateKeyError
+from lifespan_di.lifespan import LIFESPAN_STATE_KEY
+from lifespan_di.middleware import LifespanStateMiddleware
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[dict[str, Any]]:
+    """The project's container, started for the test."""
+    async with container_lifespan(get_container()) as state:
+        yield state
+
+
+class TestState:
+    def test_item_and_attribute_access(self) -> None:
+        """A value is readable as an item and as an attribute."""
+        client = object()
+
+        state = State({"httpx_client": client})
+
+        assert state["httpx_client"] is client
+        assert state.httpx_client is client
+
+    def test_nested_container_names(self) -> None:
+        """A nested container's resource is readable by dotted key and by attribute chain."""
+        cache = object()
+
+        state = State({"infra.cache": cache})
+
+        assert state["infra.cache"] is cache
+        assert state.infra.cache is cache
+
+    def test_marker_is_hidden(self) -> None:
+        """The lifespan marker is neither listed nor readable."""
+        state = State({"db": 1, LIFESPAN_STATE_KEY: object()})
+
+        assert list(state) == ["db"]
+        assert LIFESPAN_STATE_KEY not in state
+        assert len(state) == 1
+
+    def test_missing_key_lists_available_keys(self) -> None:
+        """A missing name raises StateKeyError listing the available names, without the marker."""
+        state = State({"db": 1, "cache": 2, LIFESPAN_STATE_KEY: object()})
+
+        with pytest.raises(StateKeyError) as caught:
+            state["dbb"]
+
+        assert str(caught.value).startswith(
+            "request.state has no 'dbb'. Available: 'cache', 'db'."
+        )
+        assert isinstance(caught.value, KeyError)
+
+    def test_missing_attribute_is_an_attribute_error(self) -> None:
+        """A missing attribute raises an AttributeError, so getattr() with a default works."""
+        state = State({"db": 1})
+
+        assert getattr(state, "nope", "default") == "default"
+        assert state.get("nope") is None
+        with pytest.raises(AttributeError, match="Available: 'db'"):
+            state.nope  # noqa: B018
+
+    def test_assignment_and_deletion(self) -> None:
+        """Values can be set and deleted by item and attribute."""
+        state = State({})
+
+        state["a"] = 1
+        state.b = 2
+        del state["a"]
+
+        assert dict(state) == {"b": 2}
+        del state.b
+        assert dict(state) == {}
+
+    def test_copies_are_independent(self) -> None:
+        """Writes to one State never reach another built from the same source."""
+        source = {"db": 1}
+        first, second = State(source), State(source)
+
+        first["scratch"] = "mine"
+
+        assert "scratch" not in second
+        assert source == {"db": 1}
+
+
+class TestMiddleware:
+    async def test_sync_request_reads_running_state(
+        self, running: dict[str, Any]
+    ) -> None:
+        """A sync middleware chain gives the request the running lifespan's state."""
+        seen: dict[str, Any] = {}
+
+        def view(request: HttpRequest) -> HttpResponse:
+            seen["client"] = request.state["httpx_client"]  # type: ignore[attr-defined]
+            return HttpResponse()
+
+        middleware = LifespanStateMiddleware(view)
+        middleware(RequestFactory().get("/"))
+
+        assert seen["client"] is running["httpx_client"]
+        assert not iscoroutinefunction(middleware)
+
+    async def test_async_request_prefers_scope_state(
+        self, running: dict[str, Any]
+    ) -> None:
+        """An async chain uses the server's per-request state when it carries the lifespan marker."""
+        seen: dict[str, Any] = {}
+
+        async def view(request: HttpRequest) -> HttpResponse:
+            seen["value"] = request.state["from_scope"]  # type: ignore[attr-defined]
+            return HttpResponse()
+
+        middleware = LifespanStateMiddleware(view)
+        request = AsyncRequestFactory().get("/")
+        request.scope["state"] = {**running, "from_scope": "yes"}  # type: ignore[attr-defined]
+
+        await middleware(request)
+
+        assert iscoroutinefunction(middleware)
+        assert seen["value"] == "yes"
+
+    async def test_each_request_gets_its_own_copy(
+        self, running: dict[str, Any]
+    ) -> None:
+        """An assignment to request.state in one request is not seen by the next."""
+        seen: list[bool] = []
+
+        async def view(request: HttpRequest) -> HttpResponse:
+            state = request.state  # type: ignore[attr-defined]
+            seen.append("scratch" in state)
+            state["scratch"] = True
+            return HttpResponse()
+
+        middleware = LifespanStateMiddleware(view)
+        await middleware(AsyncRequestFactory().get("/"))
+        await middleware(AsyncRequestFactory().get("/"))
+
+        assert seen == [False, False]
+        assert "scratch" not in running
+
+    def test_no_lifespan_raises_a_clear_error(self) -> None:
+        """Without a lifespan, reading request.state raises an ImproperlyConfigured that explains the fix."""
+        captured: dict[str, BaseException] = {}
+
+        def view(request: HttpRequest) -> HttpResponse:
+            try:
+                request.state["httpx_client"]  # type: ignore[attr-defined]
+            except LifespanNotRunningError as error:
+                captured["error"] = error
+            return HttpResponse()
+
+        LifespanStateMiddleware(view)(RequestFactory().get("/"))
+
+        error = captured["error"]
+        assert isinstance(error, ImproperlyConfigured)
+        assert str(error).startswith(
+            "Cannot use request.state['httpx_client']: no lifespan is running"
+        )
+        assert "--lifespan on" in str(error)
+
+    def test_no_lifespan_attribute_access_and_iteration_raise(self) -> None:
+        """Attribute access and iteration raise the same error, never an empty state."""
+        state = LifespanStateMiddleware(lambda request: HttpResponse())
+        request = RequestFactory().get("/")
+        state(request)
+
+        with pytest.raises(
+            LifespanNotRunningError, match=r"request\.state\.httpx_client"
+        ):
+            request.state.httpx_client  # type: ignore[attr-defined]  # noqa: B018
+        with pytest.raises(LifespanNotRunningError):
+            list(request.state)  # type: ignore[attr-defined]
+
+    def test_view_not_touching_state_works_without_lifespan(self) -> None:
+        """A view that never reads request.state is unaffected when no lifespan runs."""
+        middleware = LifespanStateMiddleware(lambda request: HttpResponse("fine"))
+
+        response = middleware(RequestFactory().get("/"))
+
+        assert response.content == b"fine"
+
+    def test_values_set_in_request_are_readable_without_lifespan(self) -> None:
+        """Without a lifespan, values the request set itself can still be read back."""
+        middleware = LifespanStateMiddleware(lambda request: HttpResponse())
+        request = RequestFactory().get("/")
+        middleware(request)
+
+        request.state["request_id"] = "abc"  # type: ignore[attr-defined]
+
+        assert request.state["request_id"] == "abc"  # type: ignore[attr-defined]
+        assert request.state.request_id == "abc"  # type: ignore[attr-defined]
+        assert "no lifespan" in repr(request.state)  # type: ignore[attr-defined]
