@@ -52,18 +52,6 @@ class ResourceGraph:
     resource_users: list[providers.Provider[object]]
     """Every other provider of the container that uses a resource, directly or not."""
 
-    def waves(self) -> list[list[ResourceNode]]:
-        """Group the resources into waves that can each start concurrently."""
-        depth: dict[ResourceNode, int] = {}
-        for node in self.nodes:
-            depth[node] = 1 + max((depth[dep] for dep in node.dependencies), default=-1)
-        waves: list[list[ResourceNode]] = [
-            [] for _ in range(max(depth.values(), default=-1) + 1)
-        ]
-        for node in self.nodes:
-            waves[depth[node]].append(node)
-        return waves
-
 
 def container_name(container: containers.Container) -> str:
     """Return the name a user knows a container by: its declarative class."""

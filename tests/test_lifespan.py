@@ -146,6 +146,23 @@ class TestOrder:
         assert recorder.events == ["start:db", "start:pool", "stop:pool", "stop:db"]
 
 
+    async def test_cycle_is_a_configuration_error(self, recorder: Recorder) -> None:
+        """Resources that depend on each other in a cycle fail before anything starts."""
+        from lifespan_di.exceptions import ConfigurationError
+
+        class Cycle(containers.DeclarativeContainer):
+            a = providers.Resource(recorder.async_resource("a"))
+            b = providers.Resource(recorder.async_resource("b"), a=a)
+
+        container = Cycle()
+        container.a.add_kwargs(b=container.b)
+
+        with pytest.raises(ConfigurationError, match="Cycle.a, Cycle.b: they depend on each other"):
+            await container_lifespan(container).startup()
+
+        assert recorder.events == []
+
+
 class TestResourceForms:
     async def test_every_form_dependency_injector_accepts(self) -> None:
         """Functions, generators, async generators, context managers and Resource classes start and stop."""

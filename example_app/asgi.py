@@ -1,0 +1,9 @@
+"""ASGI entry point: ``uvicorn example_app.asgi:application --lifespan on``."""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_app.settings")
+
+from lifespan_di import get_asgi_application  # noqa: E402
+
+application = get_asgi_application()
