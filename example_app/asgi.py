@@ -4,6 +4,6 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_app.settings")
 
-from lifespan_di import get_asgi_application  # noqa: E402
+from lifespan_di import get_asgi_application
 
 application = get_asgi_application()

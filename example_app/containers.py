@@ -1,4 +1,4 @@
-"""The example's container: one HTTP client for the whole process, and a service using it."""
+"""The example's container: one HTTP client per process, and a service using it."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ async def fake_upstream() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def container() -> AsyncIterator[Any]:
-    """The example container with the HTTP client answered locally, running for the test."""
+    """The example container, its HTTP client answered locally, running for the test."""
     instance = Container()
     with (
         override_settings(LIFESPAN_DI={"CONTAINER": instance}),

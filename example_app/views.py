@@ -17,7 +17,9 @@ async def fetch(
 ) -> JsonResponse:
     """Call this same server's status page through the app-wide client."""
     status = await greeter.fetch_status(request.build_absolute_uri("/status/"))
-    return JsonResponse({"upstream_status": status, "shared_client": greeter.client is client})
+    return JsonResponse(
+        {"upstream_status": status, "shared_client": greeter.client is client}
+    )
 
 
 def status(request: HttpRequest) -> JsonResponse:

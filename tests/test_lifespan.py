@@ -145,7 +145,6 @@ class TestOrder:
 
         assert recorder.events == ["start:db", "start:pool", "stop:pool", "stop:db"]
 
-
     async def test_cycle_is_a_configuration_error(self, recorder: Recorder) -> None:
         """Resources that depend on each other in a cycle fail before anything starts."""
         from lifespan_di.exceptions import ConfigurationError
@@ -157,7 +156,9 @@ class TestOrder:
         container = Cycle()
         container.a.add_kwargs(b=container.b)
 
-        with pytest.raises(ConfigurationError, match="Cycle.a, Cycle.b: they depend on each other"):
+        with pytest.raises(
+            ConfigurationError, match=r"Cycle\.a, Cycle\.b: they depend on each other"
+        ):
             await container_lifespan(container).startup()
 
         assert recorder.events == []
