@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
-from django.urls import URLPattern, URLResolver, get_resolver
 
 from lifespan_di.conf import configured_container, settings_problems
 from lifespan_di.exceptions import ConfigurationError
-from lifespan_di.injection import unresolved_injections
+from lifespan_di.injection import unresolved_view_markers
 
 MIDDLEWARE = "lifespan_di.middleware.LifespanStateMiddleware"
 
@@ -57,21 +56,9 @@ def check_injections(
     """E007: every @inject marker of the URLconf's views names a provider."""
     try:
         container = configured_container()
-        patterns = get_resolver().url_patterns
-    except Exception:
-        return []  # reported by check_settings or by Django's own URL checks
+    except ConfigurationError:
+        return []  # reported by check_settings
     return [
         Error(problem, id="lifespan_di.E007")
-        for view in _views(patterns)
-        for problem in unresolved_injections(container, view)
+        for problem in unresolved_view_markers(container)
     ]
-
-
-def _views(
-    patterns: Iterable[URLPattern | URLResolver],
-) -> Iterator[Callable[..., Any]]:
-    for pattern in patterns:
-        if isinstance(pattern, URLResolver):
-            yield from _views(pattern.url_patterns)
-        else:
-            yield pattern.callback

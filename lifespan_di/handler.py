@@ -30,9 +30,11 @@ from lifespan_di.conf import (
 )
 from lifespan_di.exceptions import (
     ConfigurationError,
+    InjectionError,
     LifespanDIError,
     ShutdownError,
 )
+from lifespan_di.injection import unresolved_view_markers
 from lifespan_di.lifespan import ContainerLifespan
 
 __all__ = ["LifespanASGIHandler", "get_asgi_application"]
@@ -111,9 +113,15 @@ class LifespanASGIHandler(ASGIHandler):
             config = LifespanDISettings(container=self.container)
         else:
             config = get_settings()
-        container = (
-            self.container if self.container is not None else configured_container()
-        )
+        container = self.container
+        if container is None:
+            container = configured_container()
+            # An explicit container may serve other views than the URLconf's (tests,
+            # several applications in one process), so only the configured one is
+            # held to them. This also reports the problem before the first request.
+            problems = unresolved_view_markers(container)
+            if problems:
+                raise InjectionError(" ".join(problems))
         return ContainerLifespan(
             container,
             startup_timeout=config.startup_timeout,

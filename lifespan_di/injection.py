@@ -11,11 +11,12 @@ from __future__ import annotations
 import functools
 import inspect
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated, Any, TypeVar, cast, get_args, get_origin
 
 from asgiref.sync import iscoroutinefunction
 from dependency_injector import containers, providers, wiring
+from django.urls import URLPattern, URLResolver, get_resolver
 
 from lifespan_di.conf import configured_container
 from lifespan_di.exceptions import InjectionError, LifespanNotRunningError
@@ -23,7 +24,13 @@ from lifespan_di.graph import container_name
 from lifespan_di.lifespan import ContainerLifespan
 from lifespan_di.runtime import RUNTIME
 
-__all__ = ["Provide", "Provider", "inject", "unresolved_injections"]
+__all__ = [
+    "Provide",
+    "Provider",
+    "inject",
+    "unresolved_injections",
+    "unresolved_view_markers",
+]
 
 Provide = wiring.Provide
 Provider = wiring.Provider
@@ -152,6 +159,23 @@ def resolve(
     return _providers_map(container).resolve_provider(marker.provider, marker.modifier)
 
 
+def unresolved_view_markers(container: containers.Container) -> list[str]:
+    """Describe each marker of the URLconf's views that ``container`` cannot resolve.
+
+    Returns an empty list when the URLconf cannot be imported: Django's own URL
+    checks and every request report that.
+    """
+    try:
+        patterns = get_resolver().url_patterns
+    except Exception:
+        return []
+    return [
+        problem
+        for view in _views(patterns)
+        for problem in unresolved_injections(container, view)
+    ]
+
+
 def unresolved_injections(
     container: containers.Container, view: Callable[..., Any]
 ) -> list[str]:
@@ -170,6 +194,16 @@ def unresolved_injections(
             if resolve(container, injection.marker) is None:
                 problems.append(injection._unresolved_message(container))
     return problems
+
+
+def _views(
+    patterns: Iterable[URLPattern | URLResolver],
+) -> Iterator[Callable[..., Any]]:
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _views(pattern.url_patterns)
+        else:
+            yield pattern.callback
 
 
 def _injections_of(function: Any) -> tuple[_Injection, ...]:

@@ -378,3 +378,22 @@ class TestRequests:
         assert current is other
         assert body["client"] == id(client)
         assert RUNTIME.active is None
+
+    async def test_unresolved_view_marker_fails_startup(
+        self, recorder: Recorder
+    ) -> None:
+        """A URLconf view whose marker names no provider of the configured container fails the startup before any resource starts."""
+        with override_settings(ROOT_URLCONF="tests.project.broken_urls"):
+            lifespan = Lifespan(LifespanASGIHandler(), {})
+            message = await lifespan.send("lifespan.startup")
+            await lifespan.finished()
+
+        assert message["type"] == "lifespan.startup.failed"
+        assert (
+            "parameter 'client' of tests.project.broken_urls.typo" in message["message"]
+        )
+        assert (
+            "parameter 'cache' of tests.project.broken_urls.TypoView.get"
+            in message["message"]
+        )
+        assert RUNTIME.active is None
