@@ -332,7 +332,6 @@ class ContainerLifespan:
                 f" {node.path!r} was still starting in a worker thread after "
                 f"SHUTDOWN_TIMEOUT ({self.shutdown_timeout} s) and may stay open."
             )
-        logger.error("%s", msg)
         error = StartupError(msg, resource=first.path, rolled_back=stopped)
         error.__cause__ = cause
         return error

@@ -1,0 +1,241 @@
+"""End to end: a real uvicorn process serves the test project over HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+READY_TIMEOUT = 20.0
+EXIT_TIMEOUT = 20.0
+RESOURCES = ("httpx_client", "counter")
+# uvicorn (>= 0.29) shuts down gracefully on SIGTERM, then re-raises the signal so
+# that the process ends as killed by it: a clean stop has return code -SIGTERM, not 0.
+# "Application shutdown complete." in stderr tells it apart from a hard kill.
+SIGTERM_EXIT = -signal.SIGTERM
+CLEAN_SHUTDOWN = "Application shutdown complete."
+
+
+class Server:
+    """One uvicorn process serving ``tests.project.asgi:application``."""
+
+    def __init__(self, tmp_path: Path, *, fail: str | None = None) -> None:
+        name = f"server-{fail or 'ok'}"
+        self.record_path = tmp_path / f"{name}.record"
+        self.stdout_path = tmp_path / f"{name}.stdout"
+        self.stderr_path = tmp_path / f"{name}.stderr"
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.project.settings",
+            "PYTHONPATH": str(REPO_ROOT),
+            "PYTHONUNBUFFERED": "1",
+            "LIFESPAN_DI_TEST_RECORD": str(self.record_path),
+        }
+        env.pop("LIFESPAN_DI_TEST_FAIL", None)
+        if fail is not None:
+            env["LIFESPAN_DI_TEST_FAIL"] = fail
+        # The child gets its own copies of the files and of the listening socket, so
+        # the parent closes its ones at once: nothing to leak, and no port race.
+        with (
+            self.stdout_path.open("wb") as stdout,
+            self.stderr_path.open("wb") as stderr,
+            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock,
+        ):
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+            fd = sock.fileno()
+            self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "tests.project.asgi:application",
+                    "--fd",
+                    str(fd),
+                    "--lifespan",
+                    "on",
+                    "--no-access-log",
+                ],
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                pass_fds=[fd],
+            )
+
+    def wait_ready(self) -> None:
+        """Poll GET /plain/ until it answers 200; fail if the process exits or 20 s pass."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        with httpx.Client(base_url=self.base_url, timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    pytest.fail(
+                        f"uvicorn exited with {self.proc.returncode} before serving:\n"
+                        f"{self.stderr()}"
+                    )
+                try:
+                    if client.get("/plain/").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.05)
+        pytest.fail(f"uvicorn did not serve within {READY_TIMEOUT} s:\n{self.stderr()}")
+
+    def client(self, timeout: float = 10.0) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=timeout)
+
+    def sigterm(self) -> int:
+        """Send SIGTERM and return the exit code (bounded wait)."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.wait_exit()
+
+    def wait_exit(self) -> int:
+        try:
+            return self.proc.wait(timeout=EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(
+                f"uvicorn did not exit within {EXIT_TIMEOUT} s:\n{self.stderr()}"
+            )
+
+    def records(self) -> list[str]:
+        if not self.record_path.exists():
+            return []
+        return self.record_path.read_text(encoding="utf-8").splitlines()
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> None:
+        """Stop the process by its PID if it still runs: terminate, then kill."""
+        if self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=EXIT_TIMEOUT)
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start uvicorn processes on demand; every one is stopped at teardown."""
+    servers: list[Server] = []
+
+    def start(*, fail: str | None = None) -> Server:
+        server = Server(tmp_path, fail=fail)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def server(launch: Callable[..., Server]) -> Server:
+    """A uvicorn process that has started its resources and serves requests."""
+    server = launch()
+    server.wait_ready()
+    return server
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
+
+
+@pytest.mark.e2e
+def test_views_see_state_and_injected_resources(client: httpx.Client) -> None:
+    """Sync, async and class-based views get the started resources, one object per process, from inject and request.state."""
+
+    async_inject = client.get("/async-inject/").json()
+    sync_inject = client.get("/sync-inject/").json()
+    sync_state = client.get("/sync-state/").json()
+    greet = client.get("/greet/").json()
+
+    assert async_inject["client_type"] == "AsyncClient"
+    assert async_inject["same_client"] is True
+    assert async_inject["state_client"] == async_inject["client"]
+    assert sync_inject["client_type"] == "AsyncClient"
+    assert sync_inject["greeter_type"] == "Greeter"
+    assert sync_state["same_by_attribute"] is True
+    assert "httpx_client" in sync_state["keys"]
+    assert "counter" in sync_state["keys"]
+    assert not [key for key in sync_state["keys"] if key.startswith("lifespan_di")]
+    assert greet == {"greeting": "Hello, class-based!"}
+    assert sync_state["client"] == async_inject["client"]
+
+
+@pytest.mark.e2e
+def test_sigterm_stops_every_started_resource_once(server: Server) -> None:
+    """On SIGTERM uvicorn shuts down gracefully after every started resource was stopped exactly once."""
+    with server.client() as client:
+        served = client.get("/sync-inject/")
+
+    exit_code = server.sigterm()
+
+    records = server.records()
+    assert served.status_code == 200
+    assert exit_code == SIGTERM_EXIT, server.stderr()
+    assert CLEAN_SHUTDOWN in server.stderr()
+    assert set(records[:2]) == {f"start:{name}" for name in RESOURCES}
+    assert set(records[2:]) == {f"stop:{name}" for name in RESOURCES}
+    assert len(records) == 4
+    events = Counter(records)
+    assert all(events[f"start:{n}"] == events[f"stop:{n}"] == 1 for n in RESOURCES)
+
+
+@pytest.mark.e2e
+def test_sigterm_lets_in_flight_request_finish_before_teardown(server: Server) -> None:
+    """A request in flight when SIGTERM arrives completes with 200, then the resources are stopped and uvicorn shuts down gracefully."""
+    with server.client() as client, ThreadPoolExecutor(max_workers=1) as pool:
+        in_flight = pool.submit(client.get, "/slow/", params={"seconds": "1.5"})
+        time.sleep(0.3)
+
+        exit_code = server.sigterm()
+        response = in_flight.result(timeout=EXIT_TIMEOUT)
+
+    stderr = server.stderr()
+    assert response.status_code == 200
+    assert response.json() == {"slept": True}
+    assert "Waiting for connections to close" in stderr  # it was in flight
+    assert exit_code == SIGTERM_EXIT, stderr
+    assert CLEAN_SHUTDOWN in stderr
+    records = server.records()
+    assert set(records[2:]) == {f"stop:{name}" for name in RESOURCES}
+    assert len(records) == 4
+
+
+@pytest.mark.e2e
+def test_resource_failing_at_startup_stops_uvicorn(
+    launch: Callable[..., Server],
+) -> None:
+    """A resource that raises at startup makes uvicorn exit non-zero by itself, naming the resource and rolling back what had started."""
+    server = launch(fail="counter")
+
+    exit_code = server.wait_exit()
+
+    stderr = server.stderr()
+    records = server.records()
+    assert exit_code > 0, stderr  # exited by itself (uvicorn uses 3), not killed
+    assert "Container.counter" in stderr
+    assert "cannot connect" in stderr
+    assert "Application startup failed" in stderr
+    assert "start:counter" not in records
+    if "start:httpx_client" in records:
+        assert records.count("stop:httpx_client") == 1
