@@ -213,7 +213,11 @@ class ContainerLifespan:
                 done, pending = await asyncio.wait(
                     pending, timeout=timeout, return_when=asyncio.FIRST_EXCEPTION
                 )
-                failed = [task for task in done if task.exception() is not None]
+                # Reported in declaration order, whatever order the tasks ended in.
+                failed = sorted(
+                    (task for task in done if task.exception() is not None),
+                    key=lambda task: graph.nodes.index(tasks[task]),
+                )
                 if failed:
                     errors = {tasks[task]: task.exception() for task in failed}
                     await self._roll_back(tasks, failed=errors)

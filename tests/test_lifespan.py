@@ -424,6 +424,28 @@ class TestStartupFailure:
         assert "Resources started before it were shut down:" in message
         assert RUNTIME.active is None
 
+    async def test_simultaneous_failures_are_all_named(
+        self, recorder: Recorder
+    ) -> None:
+        """Resources failing together are all named, the first declared one as the cause."""
+
+        class Both(containers.DeclarativeContainer):
+            one = providers.Resource(
+                recorder.async_resource("one", fail_start=OSError("one"))
+            )
+            two = providers.Resource(
+                recorder.async_resource("two", fail_start=OSError("two"))
+            )
+
+        with pytest.raises(StartupError) as caught:
+            await container_lifespan(Both()).startup()
+
+        assert caught.value.resource == "Both.one"
+        assert (
+            "At the same time, these failed too: 'Both.two' (OSError('two'))."
+            in str(caught.value)
+        )
+
     async def test_failure_of_a_dependency_of_a_dependency(
         self, recorder: Recorder
     ) -> None:
