@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated, Any, TypeVar, cast, get_args, get_origin
@@ -43,30 +44,26 @@ _PROVIDER = cast("type", wiring.Provider)
 _CLOSING = cast("type", wiring.Closing)
 _MARKERS = (_PROVIDE, _PROVIDER, _CLOSING)
 
-_Binding = tuple[containers.Container, Callable[[], Any]]
+_Producer = tuple[str, int, providers.Provider[Any], Any]
+"""Parameter name, positional index (``sys.maxsize`` if keyword-only), the provider,
+and its started value, or ``_CALL`` when the provider must be called each time."""
+
+_CALL: Any = object()
 
 
 class _Injection:
-    """One injected parameter, and its provider in the container last used."""
+    """One injected parameter of a decorated function."""
 
-    __slots__ = ("binding", "marker", "name", "owner", "position")
+    __slots__ = ("marker", "name", "owner", "position")
 
-    def __init__(
-        self, name: str, marker: Any, position: int | None, owner: str
-    ) -> None:
+    def __init__(self, name: str, marker: Any, position: int, owner: str) -> None:
         self.name = name
         self.marker = marker
         self.position = position
         self.owner = owner
-        self.binding: _Binding | None = None
 
-    def value(self, active: ContainerLifespan | None) -> Any:
-        binding = self.binding
-        if active is None or binding is None or binding[0] is not active.container:
-            binding = self._bind(active)
-        return binding[1]()
-
-    def _bind(self, active: ContainerLifespan | None) -> _Binding:
+    def producer(self, active: ContainerLifespan | None) -> _Producer:
+        """Resolve the marker against the running container, or the configured one."""
         container = active.container if active is not None else configured_container()
         provider = resolve(container, self.marker)
         if provider is None:
@@ -74,13 +71,12 @@ class _Injection:
         if active is None and _uses_app_resource(provider):
             what = f"{self.marker!r} for parameter {self.name!r} of {self.owner}"
             raise LifespanNotRunningError.accessing(what)
-        produce: Callable[[], Any] = provider
         if isinstance(self.marker, _PROVIDER):
-            produce = functools.partial(_identity, provider)
-        binding = (container, produce)
-        if active is not None:  # without a lifespan, resolve afresh on every call
-            self.binding = binding
-        return binding
+            return (self.name, self.position, providers.Object(provider), provider)
+        # A started resource's value is fixed while its lifespan runs: hand it out
+        # directly, which is 5x cheaper than calling the provider (benchmarks/).
+        value = _CALL if active is None else active.started_value(provider, _CALL)
+        return (self.name, self.position, provider, value)
 
     def _unresolved_message(self, container: containers.Container) -> str:
         return (
@@ -89,6 +85,29 @@ class _Injection:
             "provider of the container configured in LIFESPAN_DI['CONTAINER'], or its "
             "name as a string: Provide['httpx_client']."
         )
+
+
+class _Bindings:
+    """A decorated function's injections, resolved for the lifespan running now.
+
+    ``current`` is replaced as one tuple, so a thread never sees a lifespan paired
+    with another lifespan's providers.
+    """
+
+    __slots__ = ("current", "injections")
+
+    def __init__(self, injections: tuple[_Injection, ...]) -> None:
+        self.injections = injections
+        self.current: tuple[ContainerLifespan | None, tuple[_Producer, ...]] = (
+            None,
+            (),
+        )
+
+    def bind(self, active: ContainerLifespan | None) -> tuple[_Producer, ...]:
+        producers = tuple(injection.producer(active) for injection in self.injections)
+        if active is not None:  # without a lifespan, resolve afresh on every call
+            self.current = (active, producers)
+        return producers
 
 
 def inject(fn: F) -> F:
@@ -117,16 +136,23 @@ def inject(fn: F) -> F:
         )
         raise InjectionError(msg)
     injections = _read_injections(fn)
+    bindings = _Bindings(injections)
+    runtime = RUNTIME
+    # The wrappers below run on every request: no method calls, few attribute
+    # lookups. A provider overridden while the lifespan runs (tests) is called.
     if iscoroutinefunction(fn):
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            active = RUNTIME.active
-            for injection in injections:
-                if injection.name not in kwargs and (
-                    injection.position is None or len(args) <= injection.position
-                ):
-                    kwargs[injection.name] = injection.value(active)
+            lifespan, producers = bindings.current
+            if lifespan is None or lifespan is not runtime.active:
+                producers = bindings.bind(runtime.active)
+            count = len(args)
+            for name, position, provider, value in producers:
+                if position >= count and name not in kwargs:
+                    if value is _CALL or provider.last_overriding is not None:
+                        value = provider()
+                    kwargs[name] = value
             return await fn(*args, **kwargs)
 
         wrapper: Callable[..., Any] = async_wrapper
@@ -134,12 +160,15 @@ def inject(fn: F) -> F:
 
         @functools.wraps(fn)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-            active = RUNTIME.active
-            for injection in injections:
-                if injection.name not in kwargs and (
-                    injection.position is None or len(args) <= injection.position
-                ):
-                    kwargs[injection.name] = injection.value(active)
+            lifespan, producers = bindings.current
+            if lifespan is None or lifespan is not runtime.active:
+                producers = bindings.bind(runtime.active)
+            count = len(args)
+            for name, position, provider, value in producers:
+                if position >= count and name not in kwargs:
+                    if value is _CALL or provider.last_overriding is not None:
+                        value = provider()
+                    kwargs[name] = value
             return fn(*args, **kwargs)
 
         wrapper = sync_wrapper
@@ -311,7 +340,9 @@ def _checked(
         )
         raise InjectionError(msg)
     keyword_only = parameter.kind == parameter.KEYWORD_ONLY
-    return _Injection(parameter.name, marker, None if keyword_only else position, owner)
+    return _Injection(
+        parameter.name, marker, sys.maxsize if keyword_only else position, owner
+    )
 
 
 def _uses_app_resource(provider: providers.Provider[Any]) -> bool:
@@ -319,7 +350,3 @@ def _uses_app_resource(provider: providers.Provider[Any]) -> bool:
         isinstance(candidate, providers.Resource)
         for candidate in (provider, *provider.traverse())
     )
-
-
-def _identity(value: Any) -> Any:
-    return value

@@ -87,11 +87,21 @@ class ContainerLifespan:
         self._targets: dict[ResourceNode, providers.Provider[Any]] = {}
         self._threads: dict[ResourceNode, asyncio.Future[Any]] = {}
         self._values: dict[ResourceNode, Any] = {}
+        self._started_values: dict[int, Any] = {}
 
     @property
     def running(self) -> bool:
         """Whether startup completed and shutdown has not begun."""
         return self._phase == "running"
+
+    def started_value(self, provider: providers.Provider[Any], default: Any) -> Any:
+        """Return the value ``provider`` started with in this lifespan, or ``default``.
+
+        ``default`` also when the lifespan is not running: its values are closed.
+        """
+        if self._phase != "running":
+            return default
+        return self._started_values.get(id(provider), default)
 
     async def __aenter__(self) -> dict[str, Any]:
         return await self.startup()
@@ -137,6 +147,7 @@ class ContainerLifespan:
             RUNTIME.release(self)
             raise
         for node in self._started:
+            self._started_values[id(node.provider)] = self._values[node]
             for name in node.names:
                 self.state[name] = self._values[node]
         self.state[LIFESPAN_STATE_KEY] = self
@@ -164,6 +175,7 @@ class ContainerLifespan:
         self._phase = "stopping"
         RUNTIME.deactivate(self)
         began = perf_counter()
+        self._started_values.clear()
         try:
             _, errors = await self._stop_all(list(reversed(self._started)))
         finally:

@@ -152,6 +152,18 @@ class TestResolution:
 
         assert theirs is ours
 
+    async def test_override_while_running_wins(self, services: Services) -> None:
+        """A provider overridden while the lifespan runs is injected, and the started value returns after."""
+        fake = Client()
+
+        async with container_lifespan(services) as state:
+            with services.client.override(providers.Object(fake)):
+                during = await async_view(AsyncRequestFactory().get("/"))
+            after = await async_view(AsyncRequestFactory().get("/"))
+
+        assert during is fake
+        assert after is state["client"]
+
     async def test_follows_the_running_container(self) -> None:
         """Two containers run one after the other: inject follows the one running."""
         first, second = Services(), Services()
