@@ -111,6 +111,20 @@ class TestStartupAndShutdown:
             "stop:first",
         ]
 
+    async def test_shutdown_survives_an_emptied_state_dict(
+        self, recorder: Recorder
+    ) -> None:
+        """Shutdown closes every resource even when the server emptied the state dict first, as granian does."""
+        state: dict[str, Any] = {}
+        lifespan = Lifespan(LifespanASGIHandler(three_resources(recorder)), state)
+        await lifespan.send("lifespan.startup")
+        state.clear()
+
+        message = await lifespan.send("lifespan.shutdown")
+
+        assert message == {"type": "lifespan.shutdown.complete"}
+        assert recorder.stopped == ["last", "middle", "first"]
+
     @pytest.mark.parametrize("fail", ["first", "middle", "last"])
     async def test_resource_raising_fails_startup(
         self, recorder: Recorder, fail: str
