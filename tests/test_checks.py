@@ -131,6 +131,21 @@ class TestSettings:
 
 
 class TestGetContainer:
+    def test_created_when_the_app_registry_is_ready(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """AppConfig.ready() creates the configured container, which get_container() then returns."""
+        from django.apps import apps
+
+        from lifespan_di import conf
+
+        monkeypatch.setattr(conf, "_configured", None)
+
+        apps.get_app_config("lifespan_di").ready()
+
+        assert conf._configured is not None
+        assert conf._configured[1] is get_container()
+
     def test_one_instance_per_process(self) -> None:
         """The configured class is instantiated once and reused."""
         first, second = get_container(), get_container()

@@ -378,6 +378,38 @@ class TestStartedValues:
             for message in messages
         )
 
+    async def test_failures_are_logged_with_tracebacks(
+        self, recorder: Recorder, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A failed start and a failed teardown are each logged at ERROR with their traceback."""
+
+        class Failing(containers.DeclarativeContainer):
+            bad_stop = providers.Resource(
+                recorder.async_resource("bad_stop", fail_stop=RuntimeError("flush"))
+            )
+            bad_start = providers.Resource(
+                recorder.async_resource(
+                    "bad_start", delay=0.01, fail_start=OSError("down")
+                ),
+                bad_stop=bad_stop,
+            )
+
+        with pytest.raises(StartupError):
+            await container_lifespan(Failing()).startup()
+
+        errors = {
+            record.getMessage(): record
+            for record in caplog.records
+            if record.levelno == logging.ERROR
+        }
+        assert isinstance(
+            errors["Resource Failing.bad_start failed to start."].exc_info[1], OSError
+        )  # type: ignore[index]
+        assert isinstance(
+            errors["Resource Failing.bad_stop failed to shut down."].exc_info[1],
+            RuntimeError,
+        )  # type: ignore[index]
+
 
 def failing_container(recorder: Recorder, fail: str) -> containers.Container:
     """first -> middle -> last, plus an independent one; ``fail`` names the one that raises."""
