@@ -1,9 +1,9 @@
 """Container-driven ASGI lifespan for Django, on top of dependency-injector."""
 
 from lifespan_di.conf import get_container
+from lifespan_di.engine import ContainerLifespan, container_lifespan
 from lifespan_di.handler import LifespanASGIHandler, get_asgi_application
 from lifespan_di.injection import Provide, Provider, inject
-from lifespan_di.lifespan import ContainerLifespan, container_lifespan
 from lifespan_di.state import State
 
 __all__ = [

@@ -28,6 +28,7 @@ from lifespan_di.conf import (
     configured_container,
     get_settings,
 )
+from lifespan_di.engine import ContainerLifespan
 from lifespan_di.exceptions import (
     ConfigurationError,
     InjectionError,
@@ -35,7 +36,6 @@ from lifespan_di.exceptions import (
     ShutdownError,
 )
 from lifespan_di.injection import unresolved_view_markers
-from lifespan_di.lifespan import ContainerLifespan
 
 __all__ = ["LifespanASGIHandler", "get_asgi_application"]
 

@@ -20,9 +20,9 @@ from dependency_injector import containers, providers, wiring
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from lifespan_di.conf import configured_container
+from lifespan_di.engine import ContainerLifespan
 from lifespan_di.exceptions import InjectionError, LifespanNotRunningError
 from lifespan_di.graph import container_name
-from lifespan_di.lifespan import ContainerLifespan
 from lifespan_di.runtime import RUNTIME
 
 __all__ = [

@@ -8,7 +8,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 
-from lifespan_di.lifespan import LIFESPAN_STATE_KEY
+from lifespan_di.engine import LIFESPAN_STATE_KEY
 from lifespan_di.runtime import RUNTIME
 from lifespan_di.state import State, UnavailableState
 

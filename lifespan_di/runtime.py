@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from lifespan_di.exceptions import AlreadyRunningError
 
 if TYPE_CHECKING:
-    from lifespan_di.lifespan import ContainerLifespan
+    from lifespan_di.engine import ContainerLifespan
 
 __all__ = ["RUNTIME", "Runtime"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
+from lifespan_di.engine import LIFESPAN_STATE_KEY
 from lifespan_di.exceptions import LifespanNotRunningError, StateKeyError
-from lifespan_di.lifespan import LIFESPAN_STATE_KEY
 
 __all__ = ["State", "UnavailableState"]
 
