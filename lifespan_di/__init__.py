@@ -4,6 +4,7 @@ from lifespan_di.conf import get_container
 from lifespan_di.engine import ContainerLifespan, container_lifespan
 from lifespan_di.handler import LifespanASGIHandler, get_asgi_application
 from lifespan_di.injection import Provide, Provider, inject
+from lifespan_di.standalone import lifespan, with_lifespan
 from lifespan_di.state import State
 
 __all__ = [
@@ -16,4 +17,6 @@ __all__ = [
     "get_asgi_application",
     "get_container",
     "inject",
+    "lifespan",
+    "with_lifespan",
 ]

@@ -12,6 +12,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
+from lifespan_di.engine import ContainerLifespan
 from lifespan_di.exceptions import ConfigurationError
 from lifespan_di.runtime import RUNTIME
 
@@ -160,6 +161,25 @@ def configured_container() -> containers.Container:
     container = _load_container(value)
     _configured = (value, container)
     return container
+
+
+def configured_lifespan(
+    container: containers.Container | None = None,
+) -> ContainerLifespan:
+    """Create the engine for ``container`` (default: the configured one).
+
+    Timeouts come from ``LIFESPAN_DI``, read now; with an explicit container the
+    setting may be absent, and the defaults apply.
+    """
+    if container is not None and not hasattr(settings, SETTING):
+        config = LifespanDISettings(container=container)
+    else:
+        config = get_settings()
+    return ContainerLifespan(
+        container if container is not None else configured_container(),
+        startup_timeout=config.startup_timeout,
+        shutdown_timeout=config.shutdown_timeout,
+    )
 
 
 def get_container() -> containers.Container:

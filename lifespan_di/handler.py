@@ -19,15 +19,9 @@ from asgiref.typing import (
     LifespanScope,
 )
 from dependency_injector import containers
-from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 
-from lifespan_di.conf import (
-    SETTING,
-    LifespanDISettings,
-    configured_container,
-    get_settings,
-)
+from lifespan_di.conf import configured_container, configured_lifespan
 from lifespan_di.engine import ContainerLifespan
 from lifespan_di.exceptions import (
     ConfigurationError,
@@ -109,24 +103,14 @@ class LifespanASGIHandler(ASGIHandler):
             await send(_refusal(message["type"], running=True))
 
     def _create_lifespan(self) -> ContainerLifespan:
-        if self.container is not None and not hasattr(settings, SETTING):
-            config = LifespanDISettings(container=self.container)
-        else:
-            config = get_settings()
-        container = self.container
-        if container is None:
-            container = configured_container()
+        if self.container is None:
             # An explicit container may serve other views than the URLconf's (tests,
             # several applications in one process), so only the configured one is
             # held to them. This also reports the problem before the first request.
-            problems = unresolved_view_markers(container)
+            problems = unresolved_view_markers(configured_container())
             if problems:
                 raise InjectionError(" ".join(problems))
-        return ContainerLifespan(
-            container,
-            startup_timeout=config.startup_timeout,
-            shutdown_timeout=config.shutdown_timeout,
-        )
+        return configured_lifespan(self.container)
 
 
 def get_asgi_application(
