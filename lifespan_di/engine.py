@@ -39,7 +39,14 @@ LIFESPAN_STATE_KEY = "lifespan_di:lifespan"
 ``ContainerLifespan``. A ``:`` never occurs in a provider path, so it cannot collide."""
 
 Status = Literal[
-    "pending", "starting", "started", "failed", "stopping", "stopped", "stop failed"
+    "pending",
+    "starting",
+    "started",
+    "failed",
+    "cancelled",
+    "stopping",
+    "stopped",
+    "stop failed",
 ]
 
 
@@ -302,6 +309,9 @@ class ContainerLifespan:
         ordered = sorted(to_stop, key=self._stop_rank)
         ended, stop_errors = await self._stop_all(ordered)
         stopped = [node.path for node in ended]
+        for record in self.records.values():
+            if record.status == "starting":
+                record.status = "cancelled"
         if failed is None:
             return stopped
         for node, error in failed.items():

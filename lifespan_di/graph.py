@@ -52,6 +52,21 @@ class ResourceGraph:
     resource_users: list[providers.Provider[object]]
     """Every other provider of the container that uses a resource, directly or not."""
 
+    def waves(self) -> list[list[ResourceNode]]:
+        """Group the resources by how many resources must start before them.
+
+        Wave 1 needs nothing; each later wave needs something from the one before.
+        Within a wave resources start concurrently (the engine does not wait for a
+        whole wave, only for each resource's own dependencies).
+        """
+        depth: dict[ResourceNode, int] = {}
+        for node in self.nodes:  # dependencies come first in self.nodes
+            depth[node] = 1 + max((depth[dep] for dep in node.dependencies), default=-1)
+        waves: list[list[ResourceNode]] = [[] for _ in set(depth.values())]
+        for node in self.nodes:
+            waves[depth[node]].append(node)
+        return waves
+
 
 def container_name(container: containers.Container) -> str:
     """Return the name a user knows a container by: its declarative class."""
@@ -85,7 +100,8 @@ def build_graph(container: containers.Container) -> ResourceGraph:
         for key, provider in resources.items()
     }
     for key, node in nodes.items():
-        for dependency_key in _resource_dependencies(resources[key], resources):
+        found = _resource_dependencies(resources[key], resources)
+        for dependency_key in sorted(found, key=list(resources).index):
             dependency = nodes[dependency_key]
             node.dependencies.append(dependency)
             dependency.dependents.append(node)

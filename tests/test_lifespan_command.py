@@ -1,0 +1,185 @@
+"""manage.py lifespan check / graph: a deploy gate and a picture of the start order."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from dependency_injector import containers, providers
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+
+from tests.recorder import Recorder
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# The project's views use its own container; these tests run other containers.
+EMPTY_URLS = "tests.project.empty_urls"
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command("lifespan", *args, stdout=out)
+    return out.getvalue()
+
+
+def chain(recorder: Recorder, **failures: BaseException) -> containers.Container:
+    class Chain(containers.DeclarativeContainer):
+        db = providers.Resource(
+            recorder.async_resource("db", fail_stop=failures.get("db_stop"))
+        )
+        cache = providers.Resource(recorder.sync_resource("cache"))
+        repo = providers.Factory(dict, db=db)
+        api = providers.Resource(
+            recorder.async_resource("api", fail_start=failures.get("api")),
+            repo=repo,
+            cache=cache,
+        )
+        worker = providers.Resource(recorder.async_resource("worker"), api=api)
+
+    return Chain()
+
+
+class TestCheck:
+    def test_success_prints_the_report(self, recorder: Recorder) -> None:
+        """check starts and stops every resource and prints each one's dependencies, times and status."""
+        with override_settings(
+            LIFESPAN_DI={"CONTAINER": chain(recorder)}, ROOT_URLCONF=EMPTY_URLS
+        ):
+            output = run("check")
+
+        lines = output.splitlines()
+        assert lines[0].split() == [
+            "resource",
+            "depends",
+            "on",
+            "start",
+            "time",
+            "stop",
+            "time",
+            "status",
+        ]
+        api = next(line for line in lines if line.startswith("Chain.api "))
+        assert "Chain.db, Chain.cache" in api
+        assert api.rstrip().endswith("stopped")
+        assert "All 4 resources of Chain started and stopped cleanly." in output
+        assert sorted(recorder.stopped) == ["api", "cache", "db", "worker"]
+
+    def test_startup_failure_names_the_resource(self, recorder: Recorder) -> None:
+        """A resource failing to start fails the command, naming it; the report shows what happened to each."""
+        container = chain(recorder, api=ConnectionRefusedError("api is down"))
+
+        with override_settings(
+            LIFESPAN_DI={"CONTAINER": container}, ROOT_URLCONF=EMPTY_URLS
+        ):
+            out = StringIO()
+            with pytest.raises(
+                CommandError, match=r"Cannot start resource 'Chain\.api'"
+            ):
+                call_command("lifespan", "check", stdout=out)
+
+        report = {
+            line.split()[0]: line.split()[-1]
+            for line in out.getvalue().splitlines()[2:]
+        }
+        assert report["Chain.api"] == "failed"
+        assert report["Chain.db"] == "stopped"
+        assert out.getvalue().splitlines()[-1].startswith("Chain.worker")
+        assert out.getvalue().splitlines()[-1].endswith("not started")
+
+    def test_teardown_failure_fails_the_command(self, recorder: Recorder) -> None:
+        """A teardown that raises fails the command, naming the resource."""
+        container = chain(recorder, db_stop=RuntimeError("flush failed"))
+
+        with (
+            override_settings(
+                LIFESPAN_DI={"CONTAINER": container}, ROOT_URLCONF=EMPTY_URLS
+            ),
+            pytest.raises(
+                CommandError, match=r"'Chain\.db' \(RuntimeError\('flush failed'\)\)"
+            ),
+        ):
+            run("check")
+
+        assert sorted(recorder.stopped) == ["api", "cache", "db", "worker"]
+
+    def test_unresolved_view_marker_fails_before_starting(
+        self, recorder: Recorder
+    ) -> None:
+        """A view marker naming no provider fails the check before any resource starts, as the server would."""
+        with (
+            override_settings(ROOT_URLCONF="tests.project.broken_urls"),
+            pytest.raises(
+                CommandError,
+                match=r"parameter 'client' of tests\.project\.broken_urls\.typo",
+            ),
+        ):
+            run("check")
+
+    @pytest.mark.e2e
+    def test_exit_status_from_the_command_line(self) -> None:
+        """From the shell, a failing resource makes the command exit 1 with the resource's name on stderr."""
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.project.settings",
+            "PYTHONPATH": str(REPO_ROOT),
+            "LIFESPAN_DI_TEST_FAIL": "counter",
+        }
+        env.pop("LIFESPAN_DI_TEST_RECORD", None)
+
+        result = subprocess.run(
+            [sys.executable, "-m", "django", "lifespan", "check"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+        assert result.returncode == 1
+        assert (
+            "CommandError: Cannot start resource 'Container.counter'" in result.stderr
+        )
+
+
+class TestGraph:
+    def test_waves(self, recorder: Recorder) -> None:
+        """graph prints the resources wave by wave, each with what it starts after."""
+        with override_settings(
+            LIFESPAN_DI={"CONTAINER": chain(recorder)}, ROOT_URLCONF=EMPTY_URLS
+        ):
+            output = run("graph")
+
+        assert output.splitlines() == [
+            "Wave 1:",
+            "  Chain.db",
+            "  Chain.cache",
+            "Wave 2:",
+            "  Chain.api (after Chain.db, Chain.cache)",
+            "Wave 3:",
+            "  Chain.worker (after Chain.api)",
+        ]
+        assert recorder.events == []
+
+    def test_mermaid(self, recorder: Recorder) -> None:
+        """graph --format mermaid prints a flowchart with an edge from each dependency to its dependent."""
+        with override_settings(
+            LIFESPAN_DI={"CONTAINER": chain(recorder)}, ROOT_URLCONF=EMPTY_URLS
+        ):
+            output = run("graph", "--format", "mermaid")
+
+        lines = output.splitlines()
+        assert lines[0] == "flowchart LR"
+        ids = {
+            line.split('"')[1]: line.split("[")[0].strip()
+            for line in lines
+            if "[" in line
+        }
+        assert f"    {ids['Chain.db']} --> {ids['Chain.api']}" in lines
+        assert f"    {ids['Chain.cache']} --> {ids['Chain.api']}" in lines
+        assert f"    {ids['Chain.api']} --> {ids['Chain.worker']}" in lines
+        assert len([line for line in lines if "-->" in line]) == 3
