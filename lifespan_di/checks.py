@@ -9,9 +9,14 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
 
-from lifespan_di.conf import configured_container, settings_problems
+from lifespan_di.conf import (
+    configured_container,
+    container_configured,
+    settings_problems,
+)
 from lifespan_di.exceptions import ConfigurationError
 from lifespan_di.injection import unresolved_view_markers
+from lifespan_di.signals import asgi_lifespan, asgi_shutdown, asgi_startup
 
 MIDDLEWARE = "lifespan_di.middleware.LifespanStateMiddleware"
 
@@ -21,6 +26,8 @@ def check_settings(
     app_configs: Sequence[AppConfig] | None, **kwargs: Any
 ) -> list[CheckMessage]:
     """E001-E005: the LIFESPAN_DI setting and the container it names."""
+    if not container_configured() and _lifespan_receivers():
+        return []  # a project that only registers lifespan managers or receivers
     problems = settings_problems()
     errors: list[CheckMessage] = [
         Error(problem.msg, hint=problem.hint, id=problem.id) for problem in problems
@@ -54,6 +61,8 @@ def check_injections(
     app_configs: Sequence[AppConfig] | None, **kwargs: Any
 ) -> list[CheckMessage]:
     """E007: every @inject marker of the URLconf's views names a provider."""
+    if not container_configured():
+        return []  # reported by check_settings, or no container at all
     try:
         container = configured_container()
     except ConfigurationError:
@@ -62,3 +71,10 @@ def check_injections(
         Error(problem, id="lifespan_di.E007")
         for problem in unresolved_view_markers(container)
     ]
+
+
+def _lifespan_receivers() -> bool:
+    return any(
+        signal.has_listeners()
+        for signal in (asgi_lifespan, asgi_startup, asgi_shutdown)
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from lifespan_di.engine import ContainerLifespan
+from lifespan_di.engine import ContainerLifespan, ManagerFactory
 from lifespan_di.exceptions import ConfigurationError
 from lifespan_di.runtime import RUNTIME
 
@@ -163,22 +164,33 @@ def configured_container() -> containers.Container:
     return container
 
 
+def container_configured() -> bool:
+    """Whether the project has a ``LIFESPAN_DI`` setting, and so a container."""
+    return hasattr(settings, SETTING)
+
+
 def configured_lifespan(
     container: containers.Container | None = None,
+    managers: Sequence[ManagerFactory] = (),
 ) -> ContainerLifespan:
-    """Create the engine for ``container`` (default: the configured one).
+    """Create the engine for ``container`` (default: the configured one) and managers.
 
-    Timeouts come from ``LIFESPAN_DI``, read now; with an explicit container the
-    setting may be absent, and the defaults apply.
+    Timeouts come from ``LIFESPAN_DI``, read now. Without the setting, an explicit
+    container or registered lifespan managers still run, with the default timeouts.
+
+    Raises:
+        ConfigurationError: The setting is invalid, or missing with nothing to run.
     """
-    if container is not None and not hasattr(settings, SETTING):
-        config = LifespanDISettings(container=container)
-    else:
-        config = get_settings()
+    if not container_configured():
+        if container is None and not managers:
+            raise settings_problems()[0].error()
+        return ContainerLifespan(container, managers=managers)
+    config = get_settings()
     return ContainerLifespan(
         container if container is not None else configured_container(),
         startup_timeout=config.startup_timeout,
         shutdown_timeout=config.shutdown_timeout,
+        managers=managers,
     )
 
 

@@ -13,7 +13,8 @@ import asyncio
 import contextvars
 import inspect
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from time import perf_counter
 from types import TracebackType
@@ -28,6 +29,7 @@ from lifespan_di.runtime import RUNTIME
 __all__ = [
     "LIFESPAN_STATE_KEY",
     "ContainerLifespan",
+    "ManagerFactory",
     "ResourceRecord",
     "container_lifespan",
 ]
@@ -37,6 +39,10 @@ logger = logging.getLogger("lifespan_di")
 LIFESPAN_STATE_KEY = "lifespan_di:lifespan"
 """State key of the marker that says a lifespan_di lifespan ran; its value is the
 ``ContainerLifespan``. A ``:`` never occurs in a provider path, so it cannot collide."""
+
+ManagerFactory = Callable[[], AbstractAsyncContextManager[Mapping[str, Any]]]
+"""A callable returning an async context manager that yields state values, such as an
+``@asynccontextmanager`` function (django-asgi-lifespan's ``ManagerFactory``)."""
 
 Status = Literal[
     "pending",
@@ -72,15 +78,23 @@ class ContainerLifespan:
 
     def __init__(
         self,
-        container: containers.Container,
+        container: containers.Container | None,
         *,
         startup_timeout: float | None = 30.0,
         shutdown_timeout: float | None = 30.0,
+        managers: Sequence[ManagerFactory] = (),
     ) -> None:
         _check_timeout("startup_timeout", startup_timeout)
         _check_timeout("shutdown_timeout", shutdown_timeout)
-        self.container = container
-        self.name = container_name(container)
+        self.name = (
+            "lifespan managers" if container is None else container_name(container)
+        )
+        # Without a container (only registered managers), an empty one keeps the
+        # rest of the engine, and the process registry, uniform.
+        self.container = (
+            containers.DynamicContainer() if container is None else container
+        )
+        self.managers = tuple(managers)
         self.startup_timeout = startup_timeout
         self.shutdown_timeout = shutdown_timeout
         self.state: dict[str, Any] = {}
@@ -140,6 +154,7 @@ class ContainerLifespan:
         began = perf_counter()
         try:
             self._graph = graph = build_graph(self.container)
+            graph.nodes.extend(manager_nodes(self.managers))
             self.records = {
                 node.path: ResourceRecord(
                     node.path, tuple(dep.path for dep in node.dependencies)
@@ -148,15 +163,15 @@ class ContainerLifespan:
             }
             _reset_async_mode(graph)
             await self._start_all(graph)
+            try:
+                self._publish()
+            except _PublishError as error:
+                raise await self._unpublishable(error) from None
         except BaseException:
             self._phase = "stopped"
             _forget_closed_values(self._graph)
             RUNTIME.release(self)
             raise
-        for node in self._started:
-            self._started_values[id(node.provider)] = self._values[node]
-            for name in node.names:
-                self.state[name] = self._values[node]
         self.state[LIFESPAN_STATE_KEY] = self
         self._phase = "running"
         RUNTIME.activate(self)
@@ -205,6 +220,42 @@ class ContainerLifespan:
             self.name,
             (perf_counter() - began) * 1000,
         )
+
+    def _publish(self) -> None:
+        """Fill the state; a key yielded by two sources fails the startup."""
+        owners: dict[str, ResourceNode] = {}
+        for node in self._started:
+            value = self._values[node]
+            self._started_values[id(node.provider)] = value
+            if node.merges_state:
+                if not isinstance(value, Mapping):
+                    msg = (
+                        f"Cannot use {node.path}: it yielded {type(value).__name__}, "
+                        "not a mapping of state values. Yield a dict."
+                    )
+                    raise _PublishError(msg, node)
+                items = list(value.items())
+            else:
+                items = [(name, value) for name in node.names]
+            for key, item in items:
+                if key in owners:
+                    msg = (
+                        f"Cannot publish the state key {key!r} of {node.path}: "
+                        f"{owners[key].path} publishes it too. Rename one of them."
+                    )
+                    raise _PublishError(msg, node)
+                owners[key] = node
+                self.state[key] = item
+
+    async def _unpublishable(self, error: _PublishError) -> StartupError:
+        """Shut down everything started, and describe why the state was refused."""
+        ended, stop_errors = await self._stop_all(list(reversed(self._started)))
+        stopped = [node.path for node in ended]
+        msg = f"{error} The started resources were shut down: {', '.join(stopped)}."
+        for node, stop_error in stop_errors:
+            msg += f" Shutting down {node.path!r} failed too: {stop_error!r}."
+        logger.error("%s", msg)
+        return StartupError(msg, resource=error.node.path, rolled_back=stopped)
 
     async def _start_all(self, graph: ResourceGraph) -> None:
         started = {node: asyncio.Event() for node in graph.nodes}
@@ -504,6 +555,43 @@ def container_lifespan(
     return ContainerLifespan(
         container, startup_timeout=startup_timeout, shutdown_timeout=shutdown_timeout
     )
+
+
+class _PublishError(Exception):
+    def __init__(self, message: str, node: ResourceNode) -> None:
+        super().__init__(message)
+        self.node = node
+
+
+def manager_nodes(managers: Sequence[ManagerFactory]) -> list[ResourceNode]:
+    """Wrap registered lifespan managers as resources without dependencies."""
+    seen: dict[ManagerFactory, int] = {}
+    for manager in managers:
+        seen[manager] = seen.get(manager, 0) + 1
+    twice = [manager for manager, count in seen.items() if count > 1]
+    if twice:
+        names = ", ".join(_manager_name(manager) for manager in twice)
+        msg = (
+            f"Cannot start the lifespan managers: {names} is registered more than "
+            "once. Register each manager once (AppConfig.ready() may run twice if "
+            "you also call it yourself)."
+        )
+        raise ConfigurationError(msg)
+    return [
+        ResourceNode(
+            path=f"lifespan manager {_manager_name(manager)}",
+            names=(),
+            provider=providers.Resource(manager),
+            merges_state=True,
+        )
+        for manager in managers
+    ]
+
+
+def _manager_name(manager: ManagerFactory) -> str:
+    module = getattr(manager, "__module__", None)
+    name = getattr(manager, "__qualname__", None) or repr(manager)
+    return f"{module}.{name}" if module else name
 
 
 def _consume_outcome(task: asyncio.Future[Any]) -> None:

@@ -31,6 +31,8 @@ class ResourceNode:
         provider: The container's ``providers.Resource``.
         dependencies: Resources that must be started before this one.
         dependents: Resources that must be stopped before this one.
+        merges_state: The value is a mapping merged into the state (a registered
+            lifespan manager) instead of being published under ``names``.
     """
 
     path: str
@@ -38,6 +40,7 @@ class ResourceNode:
     provider: providers.Resource[object]
     dependencies: list[ResourceNode] = field(default_factory=list)
     dependents: list[ResourceNode] = field(default_factory=list)
+    merges_state: bool = False
 
     def __repr__(self) -> str:
         return f"<ResourceNode {self.path}>"

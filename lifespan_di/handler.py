@@ -20,8 +20,13 @@ from asgiref.typing import (
 )
 from dependency_injector import containers
 from django.core.handlers.asgi import ASGIHandler
+from django.dispatch import Signal
 
-from lifespan_di.conf import configured_container, configured_lifespan
+from lifespan_di.conf import (
+    configured_container,
+    configured_lifespan,
+    container_configured,
+)
 from lifespan_di.engine import ContainerLifespan
 from lifespan_di.exceptions import (
     ConfigurationError,
@@ -30,6 +35,8 @@ from lifespan_di.exceptions import (
     ShutdownError,
 )
 from lifespan_di.injection import unresolved_view_markers
+from lifespan_di.register import registered_managers
+from lifespan_di.signals import asgi_shutdown, asgi_startup
 
 __all__ = ["LifespanASGIHandler", "get_asgi_application"]
 
@@ -76,7 +83,7 @@ class LifespanASGIHandler(ASGIHandler):
             await send(_refusal(message["type"], running=False))
             return
         try:
-            lifespan = self.lifespan = self._create_lifespan()
+            lifespan = self.lifespan = await self._create_lifespan()
             state = await lifespan.startup()
         except Exception as error:
             await send({"type": "lifespan.startup.failed", "message": _describe(error)})
@@ -85,32 +92,41 @@ class LifespanASGIHandler(ASGIHandler):
             server_state = scope.get("state")
             if server_state is not None:
                 server_state.update(state)
+            failure = await _send_signal(asgi_startup, scope)
+            if failure is not None:
+                await _shutdown_logging_errors(lifespan)
+                await send({"type": "lifespan.startup.failed", "message": failure})
+                return
             await send({"type": "lifespan.startup.complete"})
             message = await receive()
         except BaseException:
             await _shutdown_logging_errors(lifespan)
             raise
+        failure = await _send_signal(asgi_shutdown, scope)
         try:
             await lifespan.shutdown()
         except Exception as error:
-            await send(
-                {"type": "lifespan.shutdown.failed", "message": _describe(error)}
-            )
+            described = _describe(error)
+            failed = described if failure is None else f"{failure} {described}"
+            await send({"type": "lifespan.shutdown.failed", "message": failed})
             return
-        if message["type"] == "lifespan.shutdown":
+        if failure is not None:
+            await send({"type": "lifespan.shutdown.failed", "message": failure})
+        elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
         else:
             await send(_refusal(message["type"], running=True))
 
-    def _create_lifespan(self) -> ContainerLifespan:
-        if self.container is None:
+    async def _create_lifespan(self) -> ContainerLifespan:
+        managers = await registered_managers()
+        if self.container is None and container_configured():
             # An explicit container may serve other views than the URLconf's (tests,
             # several applications in one process), so only the configured one is
             # held to them. This also reports the problem before the first request.
             problems = unresolved_view_markers(configured_container())
             if problems:
                 raise InjectionError(" ".join(problems))
-        return configured_lifespan(self.container)
+        return configured_lifespan(self.container, managers)
 
 
 def get_asgi_application(
@@ -179,6 +195,17 @@ def _describe(error: Exception) -> str:
     # Not one of ours: a bug or an unexpected failure; the traceback is the message.
     logger.error("Lifespan failed unexpectedly.", exc_info=error)
     return "".join(traceback.format_exception(error))
+
+
+async def _send_signal(signal: Signal, scope: LifespanScope) -> str | None:
+    """Send a lifespan signal to its receivers; describe the failure, if any."""
+    try:
+        await signal.asend(sender=LifespanASGIHandler, scope=scope)
+    except Exception as error:
+        name = "asgi_startup" if signal is asgi_startup else "asgi_shutdown"
+        logger.exception("A receiver of %s raised.", name)
+        return f"A receiver of the {name} signal raised {error!r}."
+    return None
 
 
 async def _shutdown_logging_errors(lifespan: ContainerLifespan) -> None:

@@ -12,7 +12,7 @@ from lifespan_di.engine import LIFESPAN_STATE_KEY
 from lifespan_di.runtime import RUNTIME
 from lifespan_di.state import State, UnavailableState
 
-__all__ = ["LifespanStateMiddleware", "request_state"]
+__all__ = ["AsyncMiddleware", "LifespanStateMiddleware", "request_state"]
 
 GetResponse = Callable[[HttpRequest], HttpResponseBase]
 AsyncGetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
@@ -47,6 +47,10 @@ class LifespanStateMiddleware:
         request.state = request_state(request)  # type: ignore[attr-defined]
         response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
         return response
+
+
+AsyncMiddleware = LifespanStateMiddleware
+"""django-asgi-lifespan's name for the middleware (sync and async capable here)."""
 
 
 def request_state(request: HttpRequest) -> State:

@@ -13,8 +13,13 @@ from typing import Any, ParamSpec, TypeVar, cast
 from asgiref.sync import iscoroutinefunction
 from dependency_injector import containers
 
-from lifespan_di.conf import configured_container, configured_lifespan
+from lifespan_di.conf import (
+    configured_container,
+    configured_lifespan,
+    container_configured,
+)
 from lifespan_di.engine import ContainerLifespan
+from lifespan_di.register import registered_managers
 from lifespan_di.runtime import RUNTIME
 from lifespan_di.state import State
 
@@ -76,7 +81,7 @@ class Lifespan:
         running = self._running()
         if running is not None:
             return State(running.state)
-        engine = configured_lifespan(self.container)
+        engine = configured_lifespan(self.container, await registered_managers())
         state = await engine.startup()
         self._engine = engine
         return State(state)
@@ -131,7 +136,7 @@ class Lifespan:
         return claimed if claimed is not None and claimed.running else None
 
     def _is_configured(self, active: ContainerLifespan) -> bool:
-        return active.container is configured_container()
+        return container_configured() and active.container is configured_container()
 
     def _close_loop(self) -> None:
         loop, self._loop = self._loop, None

@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from dependency_injector import containers
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from lifespan_di.conf import configured_container, configured_lifespan
-from lifespan_di.engine import ContainerLifespan, ResourceRecord
+from lifespan_di.conf import (
+    configured_container,
+    configured_lifespan,
+    container_configured,
+)
+from lifespan_di.engine import ContainerLifespan, ResourceRecord, manager_nodes
 from lifespan_di.exceptions import LifespanDIError, ShutdownError, StartupError
 from lifespan_di.graph import ResourceGraph, build_graph
 from lifespan_di.injection import unresolved_view_markers
+from lifespan_di.register import registered_managers
 
 STATUS_LABELS = {"pending": "not started", "stop failed": "stop failed"}
 
@@ -46,16 +52,17 @@ class Command(BaseCommand):
             if options["action"] == "check":
                 self.check_resources()
             else:
-                self.print_graph(build_graph(configured_container()), options["format"])
+                self.print_graph(_graph(), options["format"])
         except LifespanDIError as error:
             raise CommandError(str(error)) from error
 
     def check_resources(self) -> None:
         """Run the startup and the shutdown the server would run, and report them."""
-        problems = unresolved_view_markers(configured_container())
-        if problems:
-            raise CommandError(" ".join(problems))
-        engine = configured_lifespan()
+        if container_configured():
+            problems = unresolved_view_markers(configured_container())
+            if problems:
+                raise CommandError(" ".join(problems))
+        engine = configured_lifespan(managers=asyncio.run(registered_managers()))
         failure = asyncio.run(_start_and_stop(engine))
         self.stdout.write(_table(list(engine.records.values())))
         if failure is not None:
@@ -85,6 +92,16 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"  {node.path}" + (f" (after {after})" if after else "")
                 )
+
+
+def _graph() -> ResourceGraph:
+    """The container's resources and the registered managers, as the engine runs."""
+    if container_configured():
+        graph = build_graph(configured_container())
+    else:
+        graph = ResourceGraph(containers.DynamicContainer(), [], [])
+    graph.nodes.extend(manager_nodes(asyncio.run(registered_managers())))
+    return graph
 
 
 async def _start_and_stop(engine: ContainerLifespan) -> LifespanDIError | None:
