@@ -92,7 +92,7 @@ class LifespanASGIHandler(ASGIHandler):
             server_state = scope.get("state")
             if server_state is not None:
                 server_state.update(state)
-            failure = await _send_signal(asgi_startup, scope)
+            failure = await _send_signal(asgi_startup, type(self), scope)
             if failure is not None:
                 await _shutdown_logging_errors(lifespan)
                 await send({"type": "lifespan.startup.failed", "message": failure})
@@ -102,7 +102,7 @@ class LifespanASGIHandler(ASGIHandler):
         except BaseException:
             await _shutdown_logging_errors(lifespan)
             raise
-        failure = await _send_signal(asgi_shutdown, scope)
+        failure = await _send_signal(asgi_shutdown, type(self), scope)
         try:
             await lifespan.shutdown()
         except Exception as error:
@@ -197,10 +197,12 @@ def _describe(error: Exception) -> str:
     return "".join(traceback.format_exception(error))
 
 
-async def _send_signal(signal: Signal, scope: LifespanScope) -> str | None:
+async def _send_signal(
+    signal: Signal, sender: type[LifespanASGIHandler], scope: LifespanScope
+) -> str | None:
     """Send a lifespan signal to its receivers; describe the failure, if any."""
     try:
-        await signal.asend(sender=LifespanASGIHandler, scope=scope)
+        await signal.asend(sender=sender, scope=scope)
     except Exception as error:
         name = "asgi_startup" if signal is asgi_startup else "asgi_shutdown"
         logger.exception("A receiver of %s raised.", name)
