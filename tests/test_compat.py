@@ -17,6 +17,7 @@ from lifespan_di import asgi, signals
 from lifespan_di.handler import LifespanASGIHandler
 from lifespan_di.middleware import AsyncMiddleware, LifespanStateMiddleware
 from lifespan_di.register import register_lifespan_manager
+from lifespan_di.testing import LifespanAwareAsyncClient
 from lifespan_di.types import LifespanManager, State
 from tests.recorder import Recorder
 from tests.test_handler import Lifespan
@@ -214,6 +215,28 @@ class TestLifespanManagers:
         assert state["client"] == "c"
         assert stopped["type"] == "lifespan.shutdown.complete"
         assert recorder.events == ["start:only", "stop:only"]
+
+
+class TestLifespanAwareAsyncClient:
+    async def test_views_see_the_given_state(self) -> None:
+        """LifespanAwareAsyncClient(state=...) gives views that state, with no lifespan running."""
+        client = LifespanAwareAsyncClient(state={"httpx_client": "fake", "counter": 1})
+
+        body = (await client.get("/sync-state/", {"scratch": "x"})).json()
+
+        assert body["keys"] == ["counter", "httpx_client", "scratch"]
+        assert body["same_by_attribute"] is True
+
+    async def test_each_request_gets_its_own_copy(self) -> None:
+        """A view's writes to request.state reach neither the next request nor the given dict."""
+        given = {"httpx_client": "fake"}
+        client = LifespanAwareAsyncClient(state=given)
+
+        await client.get("/sync-state/", {"scratch": "x"})
+        second = (await client.get("/sync-state/")).json()
+
+        assert given == {"httpx_client": "fake"}
+        assert second["keys"] == ["httpx_client", "scratch"]
 
 
 class TestSignals:
