@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.conf import settings
+from django.core import checks
 from django.core.checks import CheckMessage, Error, register
 
 from lifespan_di.conf import (
@@ -19,6 +20,8 @@ from lifespan_di.injection import unresolved_view_markers
 from lifespan_di.signals import asgi_lifespan, asgi_shutdown, asgi_startup
 
 MIDDLEWARE = "lifespan_di.middleware.LifespanStateMiddleware"
+RUNSERVERS = ("django.contrib.staticfiles", "daphne", "whitenoise.runserver_nostatic")
+"""Apps whose own runserver command replaces lifespan_di's when listed first."""
 
 
 @register()
@@ -70,6 +73,29 @@ def check_injections(
     return [
         Error(problem, id="lifespan_di.E007")
         for problem in unresolved_view_markers(container)
+    ]
+
+
+@register()
+def check_runserver_order(
+    app_configs: Sequence[AppConfig] | None, **kwargs: Any
+) -> list[CheckMessage]:
+    """W001: an app listed earlier would replace lifespan_di's runserver."""
+    # Django takes a command from the first app in INSTALLED_APPS that has it.
+    names = [config.name for config in apps.get_app_configs()]
+    if "lifespan_di" not in names:
+        return []
+    earlier = [
+        name for name in names[: names.index("lifespan_di")] if name in RUNSERVERS
+    ]
+    return [
+        checks.Warning(
+            f"{name!r} comes before 'lifespan_di' in INSTALLED_APPS, so its runserver "
+            "command wins and `manage.py runserver` runs without lifespan.",
+            hint=f"Move 'lifespan_di' above {name!r} in INSTALLED_APPS.",
+            id="lifespan_di.W001",
+        )
+        for name in earlier
     ]
 
 

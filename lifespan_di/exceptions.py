@@ -41,13 +41,14 @@ class LifespanNotRunningError(ConfigurationError):
         """Build the error for an attempt to use ``what`` without a running lifespan."""
         msg = (
             f"Cannot use {what}: no lifespan is running in this process, so no "
-            "resources were started. The ASGI server did not send lifespan events "
-            "(daphne and `manage.py runserver` never do; uvicorn and gunicorn need "
-            "lifespan on), the project's asgi.py does not use "
-            "lifespan_di.get_asgi_application(), or this code runs outside a server, "
-            "e.g. under Django's test client. Serve the project with "
-            "`uvicorn myproject.asgi:application --lifespan on`, or wrap the code in "
-            "`async with lifespan_di.container_lifespan(lifespan_di.get_container()):`."
+            "resources were started. Either the server sent no lifespan events "
+            "(daphne and Django's WSGI runserver never do; uvicorn needs --lifespan "
+            "on), asgi.py does not use lifespan_di.get_asgi_application(), or this "
+            "code runs outside a server. Serve with `uvicorn myproject.asgi:"
+            "application --lifespan on` (or `manage.py runserver` with "
+            "django-lifespan-di[server] installed); in tests use "
+            "lifespan_di.testing.LifespanAsyncClient or LifespanClient; in scripts "
+            "and commands wrap the code in `with lifespan_di.lifespan():`."
         )
         return cls(msg)
 

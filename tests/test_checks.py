@@ -105,6 +105,39 @@ class TestChecks:
             for error in errors
         )
 
+    def test_app_with_its_own_runserver_listed_first(self) -> None:
+        """staticfiles above lifespan_di in INSTALLED_APPS is W001: its runserver would win."""
+        installed = [
+            "django.contrib.staticfiles",
+            "django.contrib.contenttypes",
+            "django.contrib.auth",
+            "lifespan_di",
+        ]
+
+        with override_settings(INSTALLED_APPS=installed, STATIC_URL="/static/"):
+            warnings = [
+                message.msg
+                for message in run_checks()
+                if message.id == "lifespan_di.W001"
+            ]
+
+        assert warnings == [
+            "'django.contrib.staticfiles' comes before 'lifespan_di' in INSTALLED_APPS, so its "
+            "runserver command wins and `manage.py runserver` runs without lifespan."
+        ]
+
+    def test_lifespan_di_first_is_fine(self) -> None:
+        """lifespan_di above staticfiles raises no W001."""
+        installed = [
+            "lifespan_di",
+            "django.contrib.staticfiles",
+            "django.contrib.contenttypes",
+            "django.contrib.auth",
+        ]
+
+        with override_settings(INSTALLED_APPS=installed, STATIC_URL="/static/"):
+            assert "lifespan_di.W001" not in check_ids()
+
 
 class TestSettings:
     def test_timeouts_are_read(self) -> None:
