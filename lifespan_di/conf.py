@@ -172,17 +172,20 @@ def container_configured() -> bool:
 def configured_lifespan(
     container: containers.Container | None = None,
     managers: Sequence[ManagerFactory] = (),
+    *,
+    required: bool = True,
 ) -> ContainerLifespan:
     """Create the engine for ``container`` (default: the configured one) and managers.
 
     Timeouts come from ``LIFESPAN_DI``, read now. Without the setting, an explicit
-    container or registered lifespan managers still run, with the default timeouts.
+    container or registered lifespan managers still run, with the default timeouts;
+    with nothing to run, the lifespan is empty unless ``required``.
 
     Raises:
         ConfigurationError: The setting is invalid, or missing with nothing to run.
     """
     if not container_configured():
-        if container is None and not managers:
+        if container is None and not managers and required:
             raise settings_problems()[0].error()
         return ContainerLifespan(container, managers=managers)
     config = get_settings()

@@ -126,7 +126,9 @@ class LifespanASGIHandler(ASGIHandler):
             problems = unresolved_view_markers(configured_container())
             if problems:
                 raise InjectionError(" ".join(problems))
-        return configured_lifespan(self.container, managers)
+        # A project may only use the asgi_startup / asgi_shutdown signals.
+        signals_only = asgi_startup.has_listeners() or asgi_shutdown.has_listeners()
+        return configured_lifespan(self.container, managers, required=not signals_only)
 
 
 def get_asgi_application(

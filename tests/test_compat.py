@@ -240,6 +240,29 @@ class TestLifespanAwareAsyncClient:
 
 
 class TestSignals:
+    async def test_signals_without_a_container(self) -> None:
+        """A project that only connects asgi_startup / asgi_shutdown receivers, with no LIFESPAN_DI, gets them called."""
+        calls: list[str] = []
+
+        async def on_startup(**kwargs: Any) -> None:
+            calls.append("startup")
+
+        def on_shutdown(**kwargs: Any) -> None:
+            calls.append("shutdown")
+
+        signals.asgi_startup.connect(on_startup)
+        signals.asgi_shutdown.connect(on_shutdown)
+
+        with override_settings():
+            del settings.LIFESPAN_DI
+            lifespan = Lifespan(LifespanASGIHandler(), {})
+            started = await lifespan.send("lifespan.startup")
+            stopped = await lifespan.send("lifespan.shutdown")
+
+        assert started["type"] == "lifespan.startup.complete"
+        assert stopped["type"] == "lifespan.shutdown.complete"
+        assert calls == ["startup", "shutdown"]
+
     async def test_startup_after_resources_and_shutdown_before(
         self, recorder: Recorder
     ) -> None:
