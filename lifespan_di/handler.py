@@ -62,6 +62,8 @@ class LifespanASGIHandler(ASGIHandler):
         self.container = container
         self.lifespan: ContainerLifespan | None = None
         """The lifespan started by the last ``lifespan.startup``."""
+        self.startup_error: Exception | None = None
+        """Why the last startup failed, if it did (test clients re-raise it)."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -82,10 +84,12 @@ class LifespanASGIHandler(ASGIHandler):
         if message["type"] != "lifespan.startup":
             await send(_refusal(message["type"], running=False))
             return
+        self.startup_error = None
         try:
             lifespan = self.lifespan = await self._create_lifespan()
             state = await lifespan.startup()
         except Exception as error:
+            self.startup_error = error
             await send({"type": "lifespan.startup.failed", "message": _describe(error)})
             return
         try:

@@ -340,7 +340,10 @@ def _asgi_path(path: str) -> str:
         return path
 
 
-def _startup_error(app: ASGI3Application, reply: ASGISendEvent) -> StartupError:
+def _startup_error(app: ASGI3Application, reply: ASGISendEvent) -> Exception:
+    original = getattr(app, "startup_error", None)
+    if isinstance(original, Exception):
+        return original  # lifespan_di's own handler: the error itself, rollback and all
     message = str(reply.get("message", ""))
     msg = f"Cannot start the lifespan of the application: it answered {reply['type']!r}"
     msg += f": {message}" if message else "."
