@@ -17,7 +17,8 @@ from django.test import AsyncClient, Client
 
 from lifespan_di.standalone import LoopThread
 from lifespan_di.state import State
-from lifespan_di.testing._asgi import _Application, _AsyncHandler, _SyncHandler
+from lifespan_di.testing._asgi import _Application
+from lifespan_di.testing._handlers import _AsyncHandler, _SyncHandler
 
 __all__ = ["LifespanAsyncClient", "LifespanClient"]
 
