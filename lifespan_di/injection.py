@@ -135,7 +135,11 @@ def inject(fn: F) -> F:
             "(get, post, dispatch ...) with @inject instead."
         )
         raise InjectionError(msg)
-    injections = _read_injections(fn)
+    # Inject outermost over DRF's @api_view: the markers are on the function it
+    # wrapped, and the view passes the injected keywords on to it.
+    source = _api_view_function(fn) or fn
+    signature = _signature(source)
+    injections = _read_injections(source, signature)
     bindings = _Bindings(injections)
     runtime = RUNTIME
     # The wrappers below run on every request: no method calls, few attribute
@@ -173,7 +177,36 @@ def inject(fn: F) -> F:
 
         wrapper = sync_wrapper
     wrapper.__lifespan_di_injections__ = injections  # type: ignore[attr-defined]
+    _hide_injected(wrapper, fn, signature if source is fn else None, injections)
     return cast("F", wrapper)
+
+
+def _hide_injected(
+    wrapper: Callable[..., Any],
+    fn: Callable[..., Any],
+    signature: inspect.Signature | None,
+    injections: tuple[_Injection, ...],
+) -> None:
+    """Describe ``wrapper`` as ``fn`` without the injected parameters.
+
+    Frameworks that build a request schema from the signature (django-ninja, via
+    pydantic) must not see the injected parameters as request fields. A
+    ``__signature__`` also stops ``inspect.signature`` from following ``__wrapped__``
+    back to them. Its annotations are evaluated: django-ninja resolves string
+    annotations in ``wrapper.__globals__``, which is this module's.
+    """
+    names = {injection.name for injection in injections}
+    if signature is None:
+        signature = inspect.signature(fn)
+    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[p for p in signature.parameters.values() if p.name not in names]
+    )
+    # functools.wraps shares fn's dict: build a new one, never mutate it.
+    wrapper.__annotations__ = {
+        name: annotation
+        for name, annotation in getattr(fn, "__annotations__", {}).items()
+        if name not in names
+    }
 
 
 def resolve(
@@ -213,7 +246,7 @@ def unresolved_injections(
     ``view`` may be wrapped by other decorators; a class-based view's handler
     methods are inspected. Returns an empty list for a view without markers.
     """
-    candidates: list[Any] = [view]
+    candidates: list[Any] = [view, _api_view_function(view)]
     view_class = getattr(view, "view_class", None) or getattr(view, "cls", None)
     if view_class is not None:
         candidates += [getattr(view_class, name, None) for name in dir(view_class)]
@@ -258,10 +291,28 @@ def _providers_map(container: containers.Container) -> wiring.ProvidersMap:
     return providers_map
 
 
-def _read_injections(fn: Callable[..., Any]) -> tuple[_Injection, ...]:
+def _api_view_function(view: Any) -> Callable[..., Any] | None:
+    """Return the function that DRF's ``@api_view`` turned into ``view``, or None."""
+    view_class = getattr(view, "cls", None)
+    for method in getattr(view_class, "http_method_names", ()):
+        handler: Any = vars(view_class).get(method)
+        code = getattr(handler, "__code__", None)
+        if (
+            code is not None
+            and handler.__qualname__.startswith("api_view.")
+            and "func" in code.co_freevars
+        ):
+            # DRF keeps the function only in the closure of the handler it installs
+            # for each allowed method (rest_framework/decorators.py).
+            cell = handler.__closure__[code.co_freevars.index("func")]
+            return cast("Callable[..., Any]", cell.cell_contents)
+    return None
+
+
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
     owner = f"{fn.__module__}.{fn.__qualname__}"
     try:
-        signature = inspect.signature(fn, eval_str=True)
+        return inspect.signature(fn, eval_str=True)
     except NameError:
         # Annotations naming types imported under TYPE_CHECKING cannot be evaluated;
         # markers in defaults still work, an Annotated marker would be lost.
@@ -278,6 +329,13 @@ def _read_injections(fn: Callable[..., Any]) -> tuple[_Injection, ...]:
                     "types it names at runtime, or put the marker in the default value."
                 )
                 raise InjectionError(msg) from None
+        return signature
+
+
+def _read_injections(
+    fn: Callable[..., Any], signature: inspect.Signature
+) -> tuple[_Injection, ...]:
+    owner = f"{fn.__module__}.{fn.__qualname__}"
     injections = []
     positional = 0
     for parameter in signature.parameters.values():
