@@ -13,7 +13,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from lifespan_di.engine import ContainerLifespan, ManagerFactory
+from lifespan_di.engine import ContainerLifespan, ManagerFactory, valid_timeout
 from lifespan_di.exceptions import ConfigurationError
 from lifespan_di.runtime import RUNTIME
 
@@ -102,9 +102,7 @@ def settings_problems() -> list[Problem]:
         )
     for key in ("STARTUP_TIMEOUT", "SHUTDOWN_TIMEOUT"):
         value = raw.get(key, DEFAULT_TIMEOUT)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
-        ):
+        if not valid_timeout(value):
             problems.append(
                 Problem(
                     "lifespan_di.E005",

@@ -32,6 +32,7 @@ __all__ = [
     "ManagerFactory",
     "ResourceRecord",
     "container_lifespan",
+    "valid_timeout",
 ]
 
 logger = logging.getLogger("lifespan_di")
@@ -599,10 +600,15 @@ def _consume_outcome(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
-def _check_timeout(name: str, value: float | None) -> None:
+def valid_timeout(value: object) -> bool:
+    """Whether ``value`` is a timeout: a positive number of seconds, or None."""
     if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return True
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _check_timeout(name: str, value: float | None) -> None:
+    if not valid_timeout(value):
         msg = (
             f"Cannot use {name}={value!r}: it must be a positive number of seconds "
             "or None."

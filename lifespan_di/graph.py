@@ -16,7 +16,13 @@ from dependency_injector import containers, providers
 
 from lifespan_di.exceptions import ConfigurationError
 
-__all__ = ["ResourceGraph", "ResourceNode", "build_graph", "container_name"]
+__all__ = [
+    "ResourceGraph",
+    "ResourceNode",
+    "build_graph",
+    "container_name",
+    "named_providers",
+]
 
 
 @dataclass(eq=False)
@@ -87,7 +93,7 @@ def build_graph(container: containers.Container) -> ResourceGraph:
     root = container_name(container)
     names: dict[int, list[str]] = {}
     resources: dict[int, providers.Resource[object]] = {}
-    for name, provider in _named_providers(container, prefix=""):
+    for name, provider in named_providers(container):
         if isinstance(provider, providers.Resource):
             names.setdefault(id(provider), []).append(name)
             resources[id(provider)] = provider
@@ -118,13 +124,14 @@ def build_graph(container: containers.Container) -> ResourceGraph:
     return ResourceGraph(container, _topological(list(nodes.values())), users)
 
 
-def _named_providers(
-    container: containers.Container, prefix: str
+def named_providers(
+    container: containers.Container, prefix: str = ""
 ) -> Iterator[tuple[str, providers.Provider[object]]]:
+    """Yield every provider with its name, nested containers' as ``"infra.cache"``."""
     for name, provider in container.providers.items():
         yield f"{prefix}{name}", provider
         if isinstance(provider, providers.Container):
-            yield from _named_providers(provider.container, prefix=f"{prefix}{name}.")
+            yield from named_providers(provider.container, prefix=f"{prefix}{name}.")
 
 
 def _display_path(

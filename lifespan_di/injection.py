@@ -271,9 +271,11 @@ def _views(
 def _injections_of(function: Any) -> tuple[_Injection, ...]:
     seen = 0
     while function is not None and seen < 20:  # bounded: __wrapped__ chains can loop
-        injections = getattr(function, "__lifespan_di_injections__", None)
+        injections: tuple[_Injection, ...] | None = getattr(
+            function, "__lifespan_di_injections__", None
+        )
         if injections is not None:
-            return tuple(injections)
+            return injections
         function = getattr(function, "__wrapped__", None)
         seen += 1
     return ()
@@ -324,9 +326,9 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature:
             ):
                 msg = (
                     f"Cannot inject parameter {parameter.name!r} of {owner}: its "
-                    f"annotation {parameter.annotation!r} cannot be evaluated. "
-                    "Import the "
-                    "types it names at runtime, or put the marker in the default value."
+                    f"annotation {parameter.annotation!r} cannot be evaluated. Import "
+                    "the types it names at runtime, or put the marker in the default "
+                    "value."
                 )
                 raise InjectionError(msg) from None
         return signature
@@ -349,10 +351,9 @@ def _read_injections(
             positional += 1
     if not injections:
         msg = (
-            f"Cannot inject into {owner}: none of its parameters has a Provide[...] or "
-            "Provider[...] marker. Add one, e.g. "
-            "client=Provide[Container.httpx_client], "
-            "or remove @inject."
+            f"Cannot inject into {owner}: none of its parameters has a Provide[...] "
+            "or Provider[...] marker. Add one, e.g. "
+            "client=Provide[Container.httpx_client], or remove @inject."
         )
         raise InjectionError(msg)
     return tuple(injections)
@@ -375,9 +376,9 @@ def _checked(
     if isinstance(marker, _CLOSING):
         msg = (
             f"Cannot inject {where}: Closing[...] is not supported. It shuts down "
-            "every "
-            "resource reachable from the provider, app-wide ones included, after each "
-            "call. Use Provide[...]: lifespan_di closes app resources at shutdown."
+            "every resource reachable from the provider, app-wide ones included, "
+            "after each call. Use Provide[...]: lifespan_di closes app resources at "
+            "shutdown."
         )
         raise InjectionError(msg)
     if parameter.kind in (

@@ -137,9 +137,8 @@ class LifespanFixtures:
         from lifespan_di.testing import LifespanClient
         from lifespan_di.testing.clients import _share
 
-        client = LifespanClient(application=_lifespan_di_owner.application)
-        _share(client, _lifespan_di_owner)
-        return client
+        owner = _lifespan_di_owner
+        return _share(LifespanClient(application=owner.application), owner)
 
     @pytest.fixture
     @classmethod
@@ -148,6 +147,5 @@ class LifespanFixtures:
         from lifespan_di.testing import LifespanAsyncClient
         from lifespan_di.testing.clients import _share
 
-        client = LifespanAsyncClient(application=_lifespan_di_owner.application)
-        _share(client, _lifespan_di_owner)
-        return client
+        owner = _lifespan_di_owner
+        return _share(LifespanAsyncClient(application=owner.application), owner)

@@ -47,6 +47,11 @@ class Runtime:
             raise AlreadyRunningError(msg)
         self.claimed[key] = lifespan
 
+    def running_for(self, container: object) -> ContainerLifespan | None:
+        """Return the running lifespan of ``container``, if any."""
+        lifespan = self.claimed.get(id(container))
+        return lifespan if lifespan is not None and lifespan.running else None
+
     def activate(self, lifespan: ContainerLifespan) -> None:
         """Record that ``lifespan`` has started its resources."""
         self.running.append(lifespan)

@@ -132,8 +132,7 @@ class Lifespan:
             return (
                 active if active is not None and self._is_configured(active) else None
             )
-        claimed = RUNTIME.claimed.get(id(container))
-        return claimed if claimed is not None and claimed.running else None
+        return RUNTIME.running_for(container)
 
     def _is_configured(self, active: ContainerLifespan) -> bool:
         return container_configured() and active.container is configured_container()

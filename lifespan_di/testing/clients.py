@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from asgiref.typing import ASGI3Application
 from django.test import AsyncClient, Client
@@ -24,7 +24,31 @@ __all__ = ["LifespanAsyncClient", "LifespanClient"]
 
 
 class _LifespanClientMixin:
+    """What both clients add to Django's: the application and its lifespan."""
+
     _app: _Application
+    _handler_class: type[_AsyncHandler] | type[_SyncHandler]
+    handler: Any
+
+    def __init__(
+        self,
+        enforce_csrf_checks: bool = False,
+        raise_request_exception: bool = True,
+        *,
+        application: ASGI3Application | None = None,
+        headers: Mapping[str, str] | None = None,
+        query_params: Mapping[str, Any] | None = None,
+        **defaults: Any,
+    ) -> None:
+        super().__init__(  # type: ignore[call-arg]  # Django's Client / AsyncClient
+            enforce_csrf_checks,
+            raise_request_exception,
+            headers=headers,
+            query_params=query_params,
+            **defaults,
+        )
+        self._app = _Application(application)
+        self.handler = self._handler_class(self._app, enforce_csrf_checks)
 
     @property
     def application(self) -> ASGI3Application:
@@ -59,25 +83,7 @@ class LifespanAsyncClient(_LifespanClientMixin, AsyncClient):
         ShutdownError: On exit, if it answered ``lifespan.shutdown.failed``.
     """
 
-    def __init__(
-        self,
-        enforce_csrf_checks: bool = False,
-        raise_request_exception: bool = True,
-        *,
-        application: ASGI3Application | None = None,
-        headers: Mapping[str, str] | None = None,
-        query_params: Mapping[str, Any] | None = None,
-        **defaults: Any,
-    ) -> None:
-        super().__init__(
-            enforce_csrf_checks,
-            raise_request_exception,
-            headers=headers,
-            query_params=query_params,
-            **defaults,
-        )
-        self._app = _Application(application)
-        self.handler = _AsyncHandler(self._app, enforce_csrf_checks)
+    _handler_class = _AsyncHandler
 
     async def __aenter__(self) -> Self:
         await self._app.startup()
@@ -104,25 +110,7 @@ class LifespanClient(_LifespanClientMixin, Client):
     Takes the same arguments as ``LifespanAsyncClient``.
     """
 
-    def __init__(
-        self,
-        enforce_csrf_checks: bool = False,
-        raise_request_exception: bool = True,
-        *,
-        application: ASGI3Application | None = None,
-        headers: Mapping[str, str] | None = None,
-        query_params: Mapping[str, Any] | None = None,
-        **defaults: Any,
-    ) -> None:
-        super().__init__(
-            enforce_csrf_checks,
-            raise_request_exception,
-            headers=headers,
-            query_params=query_params,
-            **defaults,
-        )
-        self._app = _Application(application)
-        self.handler = _SyncHandler(self._app, enforce_csrf_checks)
+    _handler_class = _SyncHandler
 
     def __enter__(self) -> Self:
         thread = LoopThread(name="lifespan_di test client")
@@ -149,11 +137,12 @@ class LifespanClient(_LifespanClientMixin, Client):
             thread.close()
 
 
-def _share(
-    client: LifespanClient | LifespanAsyncClient,
-    owner: LifespanClient | LifespanAsyncClient,
-) -> None:
+AnyClient = TypeVar("AnyClient", LifespanClient, LifespanAsyncClient)
+
+
+def _share(client: AnyClient, owner: LifespanClient | LifespanAsyncClient) -> AnyClient:
     """Make ``client`` send its requests through ``owner``'s running lifespan."""
     handler = client.handler
     assert isinstance(handler, _AsyncHandler | _SyncHandler)
     client._app = handler.app = owner._app
+    return client

@@ -21,6 +21,7 @@ from dependency_injector import containers, providers
 
 from lifespan_di.conf import get_container
 from lifespan_di.exceptions import ConfigurationError
+from lifespan_di.graph import named_providers
 from lifespan_di.injection import resolve
 from lifespan_di.runtime import RUNTIME
 
@@ -149,11 +150,15 @@ class Override:
             fresh.add_attributes(**singleton.attributes)
             singleton.override(fresh)
             undo.append(singleton.reset_last_overriding)
-        lifespan = RUNTIME.claimed.get(id(container))
-        if lifespan is None or not lifespan.running:
+        lifespan = RUNTIME.running_for(container)
+        if lifespan is None:
             return target, None
         state = lifespan.state
-        names = [name for name in _names(container, target) if name in state]
+        names = [
+            name
+            for name, provider in named_providers(container)
+            if provider is target and name in state
+        ]
         if not names:
             return target, None
 
@@ -162,7 +167,7 @@ class Override:
             state.update(dict.fromkeys(names, value))
 
             def restore() -> None:
-                if lifespan.running:
+                if lifespan.running:  # a state that has shut down is not restored
                     state.update(saved)
 
             undo.append(restore)
@@ -222,19 +227,6 @@ def _reaches(
 ) -> bool:
     related: Iterable[providers.Provider[Any]] = provider.traverse()
     return any(candidate is target for candidate in related)
-
-
-def _names(
-    container: containers.Container, target: providers.Provider[Any], prefix: str = ""
-) -> list[str]:
-    """The names of ``target`` in the container, as keys of the lifespan state."""
-    names = []
-    for name, provider in container.providers.items():
-        if provider is target:
-            names.append(prefix + name)
-        if isinstance(provider, providers.Container):
-            names += _names(provider.container, target, f"{prefix}{name}.")
-    return names
 
 
 def _discard(awaitable: Awaitable[Any]) -> None:
