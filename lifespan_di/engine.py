@@ -109,7 +109,6 @@ class ContainerLifespan:
         self._targets: dict[ResourceNode, providers.Provider[Any]] = {}
         self._threads: dict[ResourceNode, asyncio.Future[Any]] = {}
         self._values: dict[ResourceNode, Any] = {}
-        self._started_values: dict[int, Any] = {}
 
     @property
     def running(self) -> bool:
@@ -123,7 +122,10 @@ class ContainerLifespan:
         """
         if self._phase != "running":
             return default
-        return self._started_values.get(id(provider), default)
+        for node, value in self._values.items():
+            if node.provider is provider:
+                return value
+        return default
 
     async def __aenter__(self) -> dict[str, Any]:
         return await self.startup()
@@ -198,7 +200,6 @@ class ContainerLifespan:
         self._phase = "stopping"
         RUNTIME.deactivate(self)
         began = perf_counter()
-        self._started_values.clear()
         try:
             _, errors = await self._stop_all(list(reversed(self._started)))
         finally:
@@ -227,7 +228,6 @@ class ContainerLifespan:
         owners: dict[str, ResourceNode] = {}
         for node in self._started:
             value = self._values[node]
-            self._started_values[id(node.provider)] = value
             if node.merges_state:
                 if not isinstance(value, Mapping):
                     msg = (
