@@ -193,6 +193,15 @@ class TestGetContainer:
         with override_settings(LIFESPAN_DI={"CONTAINER": instance}):
             assert get_container() is instance
 
+    def test_dotted_path_to_an_instance(self) -> None:
+        """A dotted path naming a container instance gives that instance, not a new one."""
+        from tests.project.instance import container
+
+        with override_settings(
+            LIFESPAN_DI={"CONTAINER": "tests.project.instance.container"}
+        ):
+            assert get_container() is container
+
     def test_setting_change_builds_a_new_container(self) -> None:
         """Overriding the setting in a test gives a new container, and the old one comes back after."""
         before = get_container()

@@ -712,6 +712,17 @@ class TestShutdown:
         assert second is not first
         assert recorder.events == ["start:bad", "stop:bad", "start:bad", "stop:bad"]
 
+    async def test_no_timeouts(self, recorder: Recorder) -> None:
+        """Timeouts of None leave startup and each teardown unbounded."""
+        lifespan = container_lifespan(
+            chain_container(recorder), startup_timeout=None, shutdown_timeout=None
+        )
+
+        async with lifespan:
+            pass
+
+        assert recorder.stopped == ["c", "b", "a"]
+
     async def test_shutdown_without_startup_does_nothing(
         self, recorder: Recorder
     ) -> None:
