@@ -27,6 +27,8 @@ __all__ = [
 
 SETTING = "LIFESPAN_DI"
 DEFAULT_TIMEOUT = 30.0
+DEFAULT_HEALTH_CHECK_TIMEOUT = 1.0
+KEYS = ("CONTAINER", "STARTUP_TIMEOUT", "SHUTDOWN_TIMEOUT", "HEALTH_CHECK_TIMEOUT")
 EXAMPLE = '{"CONTAINER": "myproject.containers.Container"}'
 
 
@@ -39,11 +41,14 @@ class LifespanDISettings:
             or the class or instance itself.
         startup_timeout: Seconds the whole startup may take; ``None``: no bound.
         shutdown_timeout: Seconds each resource's teardown may take; ``None``: no bound.
+        health_check_timeout: Seconds the health checks of one ``ready/`` request
+            may take together.
     """
 
     container: object
     startup_timeout: float | None = DEFAULT_TIMEOUT
     shutdown_timeout: float | None = DEFAULT_TIMEOUT
+    health_check_timeout: float = DEFAULT_HEALTH_CHECK_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -82,14 +87,14 @@ def settings_problems() -> list[Problem]:
             )
         ]
     problems = []
-    unknown = sorted(set(raw) - {"CONTAINER", "STARTUP_TIMEOUT", "SHUTDOWN_TIMEOUT"})
+    unknown = sorted(set(raw) - set(KEYS))
     if unknown:
         problems.append(
             Problem(
                 "lifespan_di.E002",
                 "The LIFESPAN_DI setting has unknown keys: "
                 f"{', '.join(map(repr, unknown))}.",
-                "Use only CONTAINER, STARTUP_TIMEOUT and SHUTDOWN_TIMEOUT.",
+                f"Use only {', '.join(KEYS[:-1])} and {KEYS[-1]}.",
             )
         )
     if "CONTAINER" not in raw:
@@ -110,6 +115,16 @@ def settings_problems() -> list[Problem]:
                     "Use a positive number of seconds, or None for no limit.",
                 )
             )
+    health_timeout = raw.get("HEALTH_CHECK_TIMEOUT", DEFAULT_HEALTH_CHECK_TIMEOUT)
+    # A readiness probe must answer, so unlike the lifespan timeouts it has no None.
+    if health_timeout is None or not valid_timeout(health_timeout):
+        problems.append(
+            Problem(
+                "lifespan_di.E005",
+                f"LIFESPAN_DI['HEALTH_CHECK_TIMEOUT'] is {health_timeout!r}.",
+                "Use a positive number of seconds.",
+            )
+        )
     return problems
 
 
@@ -130,6 +145,9 @@ def get_settings() -> LifespanDISettings:
         container=raw["CONTAINER"],
         startup_timeout=raw.get("STARTUP_TIMEOUT", DEFAULT_TIMEOUT),
         shutdown_timeout=raw.get("SHUTDOWN_TIMEOUT", DEFAULT_TIMEOUT),
+        health_check_timeout=raw.get(
+            "HEALTH_CHECK_TIMEOUT", DEFAULT_HEALTH_CHECK_TIMEOUT
+        ),
     )
 
 
