@@ -23,7 +23,14 @@ from typing import Any, Literal
 from dependency_injector import containers, providers
 
 from lifespan_di.exceptions import ConfigurationError, ShutdownError, StartupError
-from lifespan_di.graph import ResourceGraph, ResourceNode, build_graph, container_name
+from lifespan_di.graph import (
+    ResourceGraph,
+    ResourceNode,
+    build_graph,
+    container_name,
+    named_providers,
+)
+from lifespan_di.providers import RequestResource
 from lifespan_di.runtime import RUNTIME
 
 __all__ = [
@@ -101,6 +108,8 @@ class ContainerLifespan:
         self.state: dict[str, Any] = {}
         """Started values by provider name, plus the ``LIFESPAN_STATE_KEY`` marker."""
         self.records: dict[str, ResourceRecord] = {}
+        self.request_resources: dict[str, RequestResource[Any]] = {}
+        """The container's request resources by provider name, for ``request.state``."""
         self._phase: Literal["new", "starting", "running", "stopping", "stopped"] = (
             "new"
         )
@@ -165,6 +174,11 @@ class ContainerLifespan:
                 for node in graph.nodes
             }
             _reset_async_mode(graph)
+            self.request_resources = {
+                name: provider
+                for name, provider in named_providers(self.container)
+                if isinstance(provider, RequestResource)
+            }
             await self._start_all(graph)
             try:
                 self._publish()

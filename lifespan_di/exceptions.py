@@ -16,6 +16,7 @@ __all__ = [
     "InjectionError",
     "LifespanDIError",
     "LifespanNotRunningError",
+    "RequestScopeError",
     "ShutdownError",
     "StartupError",
     "StateKeyError",
@@ -96,3 +97,7 @@ class ShutdownError(LifespanDIError, ExceptionGroup[Exception]):
     """
 
     resources: tuple[str, ...]
+
+
+class RequestScopeError(LifespanDIError, RuntimeError):
+    """A request resource was used outside a request, or could not be opened there."""

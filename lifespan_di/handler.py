@@ -7,6 +7,7 @@ and hands every other scope to Django unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
 from typing import Any
@@ -19,8 +20,10 @@ from asgiref.typing import (
     LifespanScope,
 )
 from dependency_injector import containers
+from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler
 from django.dispatch import Signal
+from django.http import HttpRequest, HttpResponse
 
 from lifespan_di.conf import (
     configured_container,
@@ -36,6 +39,7 @@ from lifespan_di.exceptions import (
 )
 from lifespan_di.injection import unresolved_view_markers
 from lifespan_di.register import registered_managers
+from lifespan_di.scope import RequestScope, current_scope, enter_scope, exit_scope
 from lifespan_di.signals import asgi_shutdown, asgi_startup
 
 __all__ = ["LifespanASGIHandler", "get_asgi_application"]
@@ -70,6 +74,55 @@ class LifespanASGIHandler(ASGIHandler):
             await self.handle_lifespan(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+    async def handle(self, scope: Any, receive: Any, send: Any) -> None:
+        """Serve one HTTP request inside its own request scope.
+
+        The scope is normally closed by ``send_response`` once the body has been
+        sent; it is closed here when the response never was (the client went away
+        while the view ran, or Django raised).
+        """
+        request_scope, token = enter_scope()
+        try:
+            await super().handle(scope, receive, send)
+        except BaseException as error:
+            await request_scope.aclose(error)
+            raise
+        else:
+            if request_scope.open:
+                await request_scope.aclose(_aborted())
+        finally:
+            exit_scope(token)
+
+    async def send_response(self, response: Any, send: Any) -> None:
+        """Send the response, then close the request's resources.
+
+        Streaming and file responses are sent completely before anything closes:
+        their body may read from a request resource.
+        """
+        request_scope = current_scope()
+        if request_scope is None:
+            await super().send_response(response, send)
+            return
+        try:
+            await super().send_response(response, send)
+        except asyncio.CancelledError:  # the client disconnected (Django's handle)
+            await _close_uncancelled(request_scope, _aborted())
+            raise
+        except BaseException as error:
+            await _close_uncancelled(request_scope, error)
+            raise
+        if request_scope.open:
+            await _close_uncancelled(request_scope, request_scope.exception)
+
+    def process_exception_by_middleware(
+        self, exception: Exception, request: HttpRequest
+    ) -> HttpResponse:
+        """Record the view's exception for the request resources' teardowns."""
+        request_scope = current_scope()
+        if request_scope is not None:
+            request_scope.record_exception(exception)
+        return super().process_exception_by_middleware(exception, request)
 
     async def handle_lifespan(
         self, scope: LifespanScope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -151,6 +204,30 @@ def get_asgi_application(
     """
     django.setup(set_prefix=False)
     return LifespanASGIHandler(container=container)
+
+
+async def _close_uncancelled(
+    request_scope: RequestScope, exception: BaseException | None
+) -> None:
+    """Close the request resources; a cancellation waits until they are closed.
+
+    Once the body is sent, servers answer ``receive()`` with ``http.disconnect``,
+    and Django's ``handle`` then cancels the task sending the response: that must
+    not interrupt a teardown half-way.
+    """
+    closing = asyncio.ensure_future(request_scope.aclose(exception))
+    try:
+        await asyncio.shield(closing)
+    except asyncio.CancelledError:
+        await closing
+        raise
+
+
+def _aborted() -> RequestAborted:
+    """What the request resources' teardowns receive when the client went away."""
+    return RequestAborted(
+        "The client disconnected before the response was sent completely."
+    )
 
 
 def _refusal(received: str, *, running: bool) -> ASGISendEvent:

@@ -23,6 +23,7 @@ from lifespan_di.conf import configured_container
 from lifespan_di.engine import ContainerLifespan
 from lifespan_di.exceptions import InjectionError, LifespanNotRunningError
 from lifespan_di.graph import container_name
+from lifespan_di.providers import RequestResource
 from lifespan_di.runtime import RUNTIME
 
 __all__ = [
@@ -51,6 +52,34 @@ and its started value, or ``_CALL`` when the provider must be called each time."
 _CALL: Any = object()
 
 
+class _Scoped:
+    """The value of a producer whose provider opens request resources.
+
+    Sync code just calls the provider (which opens them, see ``RequestResource``);
+    async code opens them first, asynchronously, then calls it.
+    """
+
+    __slots__ = ("resources",)
+
+    def __init__(self, resources: tuple[RequestResource[Any], ...]) -> None:
+        self.resources = resources
+
+    async def resolve(self, provider: providers.Provider[Any]) -> Any:
+        for resource in self.resources:
+            await resource.async_()
+        return provider()
+
+
+def _request_resources(
+    provider: providers.Provider[Any],
+) -> tuple[RequestResource[Any], ...]:
+    return tuple(
+        candidate
+        for candidate in (provider, *provider.traverse())
+        if isinstance(candidate, RequestResource)
+    )
+
+
 class _Injection:
     """One injected parameter of a decorated function."""
 
@@ -73,6 +102,9 @@ class _Injection:
             raise LifespanNotRunningError.accessing(what)
         if isinstance(self.marker, _PROVIDER):
             return (self.name, self.position, providers.Object(provider), provider)
+        scoped = _request_resources(provider)
+        if scoped:
+            return (self.name, self.position, provider, _Scoped(scoped))
         # A started resource's value is fixed while its lifespan runs: hand it out
         # directly, which is 5x cheaper than calling the provider (benchmarks/).
         value = _CALL if active is None else active.started_value(provider, _CALL)
@@ -156,6 +188,8 @@ def inject(fn: F) -> F:
                 if position >= count and name not in kwargs:
                     if value is _CALL or provider.last_overriding is not None:
                         value = provider()
+                    elif value.__class__ is _Scoped:
+                        value = await value.resolve(provider)
                     kwargs[name] = value
             return await fn(*args, **kwargs)
 
@@ -170,7 +204,11 @@ def inject(fn: F) -> F:
             count = len(args)
             for name, position, provider, value in producers:
                 if position >= count and name not in kwargs:
-                    if value is _CALL or provider.last_overriding is not None:
+                    if (
+                        value is _CALL
+                        or value.__class__ is _Scoped
+                        or provider.last_overriding is not None
+                    ):
                         value = provider()
                     kwargs[name] = value
             return fn(*args, **kwargs)

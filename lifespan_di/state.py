@@ -7,6 +7,7 @@ from typing import Any
 
 from lifespan_di.engine import LIFESPAN_STATE_KEY
 from lifespan_di.exceptions import LifespanNotRunningError, StateKeyError
+from lifespan_di.providers import RequestResource
 
 __all__ = ["State", "UnavailableState"]
 
@@ -23,28 +24,51 @@ class State(MutableMapping[str, Any]):
         request.state["infra.cache"]    # a resource of a nested container
         request.state.infra.cache
 
+    A ``RequestResource`` of the container is read the same way: it is opened on
+    first read and closed when the request is over. An asynchronous one needs
+    ``await request.state.aget("session")`` on the event loop. Iterating the state
+    lists the app-scoped values only, so that it never opens request resources.
+
     Assignments stay in this request. A missing name raises ``StateKeyError``
     (a ``KeyError`` and an ``AttributeError``) listing the names available.
     """
 
-    __slots__ = ("_data", "_prefix")
+    __slots__ = ("_data", "_prefix", "_scoped")
 
     _data: dict[str, Any]
     _prefix: str
+    _scoped: Mapping[str, RequestResource[Any]]
 
     def __init__(
         self, data: Mapping[str, Any] | None = None, *, _prefix: str = ""
     ) -> None:
         values = dict(data or {})
-        values.pop(LIFESPAN_STATE_KEY, None)
+        lifespan = values.pop(LIFESPAN_STATE_KEY, None)
+        scoped = getattr(lifespan, "request_resources", None) or {}
         object.__setattr__(self, "_data", values)
         object.__setattr__(self, "_prefix", _prefix)
+        object.__setattr__(self, "_scoped", scoped)
 
     def __getitem__(self, key: str) -> Any:
         try:
             return self._data[self._prefix + key]
         except KeyError:
-            raise self._missing(key) from None
+            provider = self._scoped.get(self._prefix + key)
+            if provider is None:
+                raise self._missing(key) from None
+        return provider()
+
+    async def aget(self, key: str) -> Any:
+        """Return ``self[key]``, opening an asynchronous request resource if needed.
+
+        Async views read an asynchronous ``RequestResource`` with
+        ``await request.state.aget("session")``: ``request.state["session"]`` cannot
+        await its opening. Every other value is returned as by ``self[key]``.
+        """
+        provider = self._scoped.get(self._prefix + key)
+        if provider is None or self._prefix + key in self._data:
+            return self[key]
+        return await provider.async_()
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._data[self._prefix + key] = value
@@ -71,11 +95,17 @@ class State(MutableMapping[str, Any]):
         key = self._prefix + name
         if key in self._data:
             return self._data[key]
+        provider = self._scoped.get(key)
+        if provider is not None:
+            return provider()
         nested = key + "."
-        if any(existing.startswith(nested) for existing in self._data):
+        if any(
+            existing.startswith(nested) for existing in (*self._data, *self._scoped)
+        ):
             namespace = State.__new__(State)
             object.__setattr__(namespace, "_data", self._data)
             object.__setattr__(namespace, "_prefix", nested)
+            object.__setattr__(namespace, "_scoped", self._scoped)
             return namespace
         raise self._missing(name)
 
@@ -89,11 +119,17 @@ class State(MutableMapping[str, Any]):
         return f"State({dict(self.items())!r})"
 
     def _missing(self, key: str) -> StateKeyError:
-        available = ", ".join(repr(name) for name in sorted(self)) or "none"
+        start = len(self._prefix)
+        scoped = [
+            f"{name[start:]!r} (per request)"
+            for name in sorted(self._scoped)
+            if name.startswith(self._prefix)
+        ]
+        available = ", ".join([repr(name) for name in sorted(self)] + scoped)
         msg = (
-            f"request.state has no {self._prefix + key!r}. Available: {available}. "
-            "Each resource of the container is published under its provider name "
-            "(a nested container's as 'infra.cache')."
+            f"request.state has no {self._prefix + key!r}. Available: "
+            f"{available or 'none'}. Each resource of the container is published "
+            "under its provider name (a nested container's as 'infra.cache')."
         )
         return StateKeyError(msg)
 

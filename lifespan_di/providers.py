@@ -1,0 +1,299 @@
+"""``RequestResource``: a resource opened on first use in a request, closed at its end.
+
+dependency-injector's own per-request tools do not fit Django (FACTS.md §3):
+``Closing[...]`` shuts down the app-wide resources the request resource depends on,
+and ``ContextLocalResource`` keeps its instance in a ContextVar that the child task and
+worker thread Django runs a view in set where the handler cannot see or close it; its
+teardown never receives the view's exception either.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    contextmanager,
+)
+from typing import Any, TypeVar, overload
+
+from asgiref.sync import async_to_sync, sync_to_async
+from dependency_injector import providers, resources
+
+from lifespan_di.exceptions import RequestScopeError
+from lifespan_di.graph import named_providers
+from lifespan_di.runtime import RUNTIME
+from lifespan_di.scope import Opened, RequestScope, current_scope, running_loop
+
+__all__ = ["RequestResource"]
+
+T = TypeVar("T")
+
+
+class RequestResource(providers.Provider[T]):
+    """A resource with one instance per request, closed when the request is over.
+
+    Declare it like ``providers.Resource``, in any form ``Resource`` accepts (a
+    generator or async generator function, a sync or async context manager, a
+    ``resources.Resource`` subclass, a function), depending freely on app-scoped
+    resources::
+
+        class Container(containers.DeclarativeContainer):
+            pool = providers.Resource(create_pool)
+            session = RequestResource(open_session, pool=pool)
+
+    The instance is created on first use within a request (``inject``,
+    ``request.state``, or calling the provider) and shared by every use in that
+    request, also across threads. When the response has been sent completely, or
+    the client has gone, it is closed: a generator resumes after its ``yield`` (or
+    receives the view's exception there, so it can roll back), a context manager's
+    ``__exit__`` receives the exception. Request resources close newest first, and
+    never close the app-scoped resources they depend on.
+
+    Outside a request, open a scope with ``lifespan_di.request_scope()``.
+    """
+
+    __slots__ = ("_async", "_dependencies", "_maker", "_name", "_provides")
+
+    @overload
+    def __init__(
+        self,
+        provides: type[resources.Resource[T]],
+        *args: Any,
+        **kwargs: Any,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self,
+        provides: type[resources.AsyncResource[T]],
+        *args: Any,
+        **kwargs: Any,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self,
+        provides: Callable[..., AbstractContextManager[T]],
+        *args: Any,
+        **kwargs: Any,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self,
+        provides: Callable[..., AbstractAsyncContextManager[T]],
+        *args: Any,
+        **kwargs: Any,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self, provides: Callable[..., Iterator[T]], *args: Any, **kwargs: Any
+    ) -> None: ...
+    @overload
+    def __init__(
+        self, provides: Callable[..., AsyncIterator[T]], *args: Any, **kwargs: Any
+    ) -> None: ...
+    @overload
+    def __init__(
+        self, provides: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+    ) -> None: ...
+    @overload
+    def __init__(
+        self, provides: Callable[..., T], *args: Any, **kwargs: Any
+    ) -> None: ...
+    def __init__(self, provides: Any, *args: Any, **kwargs: Any) -> None:
+        self._provides = provides
+        if inspect.isasyncgenfunction(provides):
+            provides = asynccontextmanager(provides)
+        elif inspect.isgeneratorfunction(provides):
+            provides = contextmanager(provides)
+        self._maker = providers.Callable(provides, *args, **kwargs)
+        self._async = _creates_async(self._provides)
+        self._dependencies: tuple[RequestResource[Any], ...] | None = None
+        self._name: str | None = None
+        super().__init__()
+
+    def __deepcopy__(self, memo: dict[int, Any] | None) -> RequestResource[T]:
+        copied: RequestResource[T] | None = (memo or {}).get(id(self))
+        if copied is not None:
+            return copied
+        copied = type(self)(
+            self._provides,
+            *providers.deepcopy(self._maker.args, memo),
+            **providers.deepcopy(self._maker.kwargs, memo),
+        )
+        self._copy_overridings(copied, memo)
+        return copied
+
+    @property
+    def provides(self) -> Any:
+        """What the provider was declared with."""
+        return self._provides
+
+    @property
+    def related(self) -> Iterator[providers.Provider[Any]]:
+        """The providers this one depends on, for ``traverse()``."""
+        yield from self._maker.related
+        yield from super().related
+
+    def _provide(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        scope = _scope_or_raise(self)
+        entry = scope.get(self)
+        if entry is not None and entry.ready:
+            return entry.value  # type: ignore[no-any-return]
+        if self._async:
+            return self._open_async_from_sync()
+        entry, create = scope.claim(self, self.name)
+        if not create:
+            return _wait(entry)  # type: ignore[no-any-return]
+        try:
+            for dependency in self.dependencies:
+                dependency()
+            value, close = _enter(self._maker())
+        except BaseException as error:
+            scope.failed(self, entry, error)
+            raise
+        scope.opened(entry, value, close, "loop" if running_loop() else "thread")
+        return value  # type: ignore[no-any-return]
+
+    def async_(self, *args: Any, **kwargs: Any) -> Awaitable[T]:
+        """Return the request's instance, opening it (asynchronously) on first use."""
+        return self._aget()
+
+    async def _aget(self) -> T:
+        if self.last_overriding is not None:
+            result = self.last_overriding()
+            if inspect.isawaitable(result):
+                result = await result
+            return result  # type: ignore[no-any-return]
+        scope = _scope_or_raise(self)
+        entry = scope.get(self)
+        if entry is not None and entry.ready:
+            return entry.value  # type: ignore[no-any-return]
+        entry, create = scope.claim(self, self.name)
+        if not create:
+            return await _await(entry)  # type: ignore[no-any-return]
+        try:
+            for dependency in self.dependencies:
+                await dependency.async_()
+            value, close, where = await _aenter(self._maker())
+        except BaseException as error:
+            scope.failed(self, entry, error)
+            raise
+        scope.opened(entry, value, close, where)
+        return value  # type: ignore[no-any-return]
+
+    def _open_async_from_sync(self) -> T:
+        if running_loop() is not None:
+            short = self.name.rsplit(".", 1)[-1]
+            msg = (
+                f"Cannot open the request resource {self.name!r} synchronously: it "
+                "is asynchronous and this code runs on the event loop. Use it through "
+                f"@inject on an async view, `await request.state.aget({short!r})`, "
+                "or `await provider.async_()`."
+            )
+            raise RequestScopeError(msg)
+        # A sync view runs in a worker thread: open the resource on the request's
+        # event loop, where it is closed too.
+        return async_to_sync(self._aget)()
+
+    @property
+    def dependencies(self) -> tuple[RequestResource[Any], ...]:
+        """The request resources this one depends on, opened before it."""
+        if self._dependencies is None:
+            reachable: list[providers.Provider[Any]] = list(self._maker.traverse())
+            self._dependencies = tuple(
+                candidate
+                for candidate in reachable
+                if isinstance(candidate, RequestResource) and candidate is not self
+            )
+        return self._dependencies
+
+    @property
+    def name(self) -> str:
+        """The provider's name in the running container, for messages and logs."""
+        if self._name is None:
+            active = RUNTIME.active
+            if active is not None:
+                for name, provider in named_providers(active.container):
+                    if provider is self:
+                        self._name = name
+                        return name
+            return getattr(self._provides, "__qualname__", repr(self._provides))
+        return self._name
+
+
+def _scope_or_raise(provider: RequestResource[Any]) -> RequestScope:
+    scope = current_scope()
+    if scope is None:
+        msg = (
+            f"Cannot open the request resource {provider.name!r}: no request is "
+            "being served in this context. Request resources exist per request: "
+            "serve the project with lifespan_di.get_asgi_application() (or add "
+            "LifespanStateMiddleware), or wrap other code in "
+            "`with lifespan_di.request_scope():`."
+        )
+        raise RequestScopeError(msg)
+    return scope
+
+
+def _creates_async(provides: Any) -> bool:
+    if inspect.isasyncgenfunction(provides) or inspect.iscoroutinefunction(provides):
+        return True
+    return (
+        inspect.isclass(provides)
+        and hasattr(provides, "__aenter__")
+        and not hasattr(provides, "__enter__")
+    )
+
+
+def _enter(result: Any) -> tuple[Any, Any]:
+    """Enter a sync resource form, as ``providers.Resource`` does."""
+    if hasattr(result, "__enter__") and hasattr(result, "__exit__"):
+        return result.__enter__(), result.__exit__
+    if inspect.isawaitable(result) or hasattr(result, "__aenter__"):
+        if inspect.iscoroutine(result):
+            result.close()
+        msg = (
+            f"Cannot open a request resource synchronously: its provider returned "
+            f"{type(result).__name__}, which is asynchronous. Use it from async code."
+        )
+        raise RequestScopeError(msg)
+    return result, None
+
+
+async def _aenter(result: Any) -> tuple[Any, Any, Any]:
+    """Enter any resource form, as ``providers.Resource`` does."""
+    if inspect.isawaitable(result):
+        result = await result
+        if hasattr(result, "__aenter__") and hasattr(result, "__aexit__"):
+            return await result.__aenter__(), result.__aexit__, "async"
+    if hasattr(result, "__enter__") and hasattr(result, "__exit__"):
+        return result.__enter__(), result.__exit__, "loop"
+    if hasattr(result, "__aenter__") and hasattr(result, "__aexit__"):
+        return await result.__aenter__(), result.__aexit__, "async"
+    return result, None, "loop"
+
+
+def _wait(entry: Opened) -> Any:
+    if not entry.ready:
+        if running_loop() is not None and not entry.event.is_set():
+            msg = (
+                f"Cannot use the request resource {entry.name!r} here: another task "
+                "of this request is still opening it. Await it: `await "
+                "provider.async_()`."
+            )
+            raise RequestScopeError(msg)
+        entry.event.wait()
+        if entry.error is not None:
+            raise entry.error
+    return entry.value
+
+
+async def _await(entry: Opened) -> Any:
+    if not entry.event.is_set():
+        # Another task or thread of this request is opening it: wait off the loop.
+        await sync_to_async(entry.event.wait, thread_sensitive=False)()
+    if entry.error is not None:
+        raise entry.error
+    return entry.value
