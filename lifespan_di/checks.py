@@ -16,6 +16,7 @@ from lifespan_di.conf import (
     settings_problems,
 )
 from lifespan_di.exceptions import ConfigurationError
+from lifespan_di.health import health_check_problems
 from lifespan_di.injection import unresolved_view_markers
 from lifespan_di.signals import asgi_lifespan, asgi_shutdown, asgi_startup
 
@@ -73,6 +74,23 @@ def check_injections(
     return [
         Error(problem, id="lifespan_di.E007")
         for problem in unresolved_view_markers(container)
+    ]
+
+
+@register()
+def check_health_checks(
+    app_configs: Sequence[AppConfig] | None, **kwargs: Any
+) -> list[CheckMessage]:
+    """E008: the container's HEALTH_CHECKS name its resources and are callable."""
+    if not container_configured():
+        return []
+    try:
+        container = configured_container()
+    except ConfigurationError:
+        return []  # reported by check_settings
+    return [
+        Error(problem, id="lifespan_di.E008")
+        for problem in health_check_problems(container)
     ]
 
 
