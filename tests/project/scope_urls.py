@@ -1,0 +1,37 @@
+"""Views for small test containers with request resources named by string markers."""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpRequest, JsonResponse
+from django.urls import path
+
+from lifespan_di import Provide, inject
+
+
+@inject
+def sync_view(request: HttpRequest, session: str = Provide["session"]) -> JsonResponse:
+    return JsonResponse({"session": session})
+
+
+@inject
+def broken_view(
+    request: HttpRequest,
+    session: str = Provide["session"],
+    broken: str = Provide["broken"],
+) -> JsonResponse:
+    return JsonResponse({"session": session, "broken": broken})
+
+
+@inject
+async def missing_view(
+    request: HttpRequest, session: str = Provide["session"]
+) -> JsonResponse:
+    msg = f"nothing for {session}"
+    raise Http404(msg)
+
+
+urlpatterns = [
+    path("sync/", sync_view),
+    path("broken/", broken_view),
+    path("missing/", missing_view),
+]
