@@ -599,3 +599,44 @@ class TestScopes:
         assert body["repository_shares"] is True
         assert body["state_shares"] is True
         assert events(record, "open:session") == []
+
+
+STYLES = [
+    # (path, method, app resource, request resource)
+    ("/view-sync/", "get", "counter", "session"),
+    ("/view-async/", "get", "httpx_client", "async_session"),
+    ("/dispatch-sync/", "get", "counter", "session"),
+    ("/dispatch-async/", "get", "httpx_client", "async_session"),
+    ("/context-data/", "get", "counter", "session"),
+    ("/drf-viewset/", "get", "counter", "session"),
+    ("/drf-apiview/", "get", "counter", "session"),
+    ("/drf-api-view-outside/", "get", "counter", "session"),
+    ("/drf-api-view-inside/", "get", "counter", "session"),
+    ("/ninja/sync", "get", "counter", "session"),
+    ("/ninja/async", "get", "httpx_client", "async_session"),
+    ("/decorated-inside/", "post", "counter", "session"),
+    ("/decorated-outside/", "post", "counter", "session"),
+    ("/async-decorated-inside/", "post", "httpx_client", "async_session"),
+    ("/async-decorated-outside/", "post", "httpx_client", "async_session"),
+]
+
+
+@override_settings(ROOT_URLCONF="tests.project.request_styles")
+@pytest.mark.parametrize(("path", "method", "app", "scoped"), STYLES)
+async def test_every_view_style_gets_app_and_request_resources(
+    record: Path, path: str, method: str, app: str, scoped: str
+) -> None:
+    """Each view style, sync and async, receives the started app resource and its own request resource, committed and closed once."""
+    async with LifespanAsyncClient() as client:
+        response = await getattr(client, method)(path)
+        started = client.state[app]
+
+    body = response.json()
+    label = f"{scoped}:{body['session']}"
+    assert response.status_code == 200
+    assert body["app"] == id(started)
+    assert [line for line in events(record) if line.endswith(f":{label}")] == [
+        f"open:{label}",
+        f"commit:{label}",
+        f"close:{label}",
+    ]
