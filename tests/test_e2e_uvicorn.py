@@ -239,3 +239,112 @@ def test_resource_failing_at_startup_stops_uvicorn(
     assert "start:counter" not in records
     if "start:httpx_client" in records:
         assert records.count("stop:httpx_client") == 1
+
+
+def request_events(records: list[str], kind: str) -> Counter[str]:
+    """Count ``kind`` events (open, commit, close, rollback) per request resource instance."""
+    return Counter(
+        ":".join(line.split(":")[1:3])
+        for line in records
+        if line.startswith(f"{kind}:")
+    )
+
+
+@pytest.mark.e2e
+def test_200_concurrent_requests_each_get_their_own_request_resources(
+    server: Server,
+) -> None:
+    """200 concurrent requests over HTTP each open, commit and close their own request resources once, while the app resources stay open."""
+    with (
+        httpx.Client(
+            base_url=server.base_url,
+            timeout=30.0,
+            limits=httpx.Limits(max_connections=200),
+        ) as client,
+        ThreadPoolExecutor(max_workers=200) as pool,
+    ):
+        responses = list(
+            pool.map(
+                lambda _: client.get("/request/async/", params={"sleep": "0.2"}),
+                range(200),
+            )
+        )
+        after = client.get("/async-inject/")
+
+    bodies = [response.json() for response in responses]
+    records = server.records()
+    opened = request_events(records, "open")
+    assert [response.status_code for response in responses] == [200] * 200
+    assert len({body["async_session"] for body in bodies}) == 200
+    assert len({body["session"] for body in bodies}) == 200
+    assert all(body["state_shares"] and body["state_sync_shares"] for body in bodies)
+    assert len(opened) == 400
+    assert set(opened.values()) == {1}
+    assert request_events(records, "commit") == opened
+    assert request_events(records, "close") == opened
+    assert records.count("start:httpx_client") == 1
+    assert "stop:httpx_client" not in records
+    assert after.status_code == 200
+
+
+@pytest.mark.e2e
+def test_streaming_response_closes_request_resource_after_last_chunk(
+    client: httpx.Client, server: Server
+) -> None:
+    """A streamed body reads its request resource in every chunk; it is committed and closed after the last one."""
+    with client.stream(
+        "GET", "/request/stream/", params={"chunks": "20", "delay": "0.02"}
+    ) as response:
+        body = response.iter_lines()
+        first = next(body)
+        session = first.split(":")[1]
+        closed_while_streaming = request_events(server.records(), "close")
+        lines = [first, *(line for line in body if line)]
+
+    assert response.status_code == 200
+    assert len(lines) == 20
+    assert all(line.endswith(":open") for line in lines)
+    assert f"async_session:{session}" not in closed_while_streaming
+    assert wait_for_record(server, f"close:async_session:{session}")
+    assert f"commit:async_session:{session}" in server.records()
+
+
+@pytest.mark.e2e
+def test_view_exception_rolls_back_and_answers_500(
+    client: httpx.Client, server: Server
+) -> None:
+    """A view that raises answers 500; its request resource is rolled back with the exception and closed."""
+    response = client.get("/request/fail/")
+
+    assert response.status_code == 500
+    [opened] = [line for line in server.records() if line.startswith("open:session:")]
+    session = opened.split(":")[2]
+    assert wait_for_record(server, f"close:session:{session}")
+    records = server.records()
+    assert f"rollback:session:{session}:ValueError" in records
+    assert f"commit:session:{session}" not in records
+
+
+@pytest.mark.e2e
+def test_client_disconnect_mid_stream_closes_request_resource(
+    client: httpx.Client, server: Server
+) -> None:
+    """A client that disconnects mid-stream ends the body; the request resource still closes, seeing RequestAborted."""
+    with client.stream(
+        "GET", "/request/stream/", params={"chunks": "1000", "delay": "0.01"}
+    ) as response:
+        first = next(line for line in response.iter_lines() if line)
+    session = first.split(":")[1]
+
+    assert wait_for_record(server, f"close:async_session:{session}")
+    assert f"rollback:async_session:{session}:RequestAborted" in server.records()
+
+
+def wait_for_record(server: Server, line: str, timeout: float = 10.0) -> bool:
+    """Wait (bounded) until the server process recorded ``line``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if line in server.records():
+            return True
+        time.sleep(0.02)
+    return False
