@@ -90,7 +90,7 @@ class LifespanASGIHandler(ASGIHandler):
             raise
         else:
             if request_scope.open:
-                await request_scope.aclose(_aborted())
+                await request_scope.aclose(_outcome(request_scope))
         finally:
             exit_scope(token)
 
@@ -104,16 +104,45 @@ class LifespanASGIHandler(ASGIHandler):
         if request_scope is None:
             await super().send_response(response, send)
             return
+
+        async def send_and_track(message: Any) -> None:
+            if message["type"] == "http.response.body" and not message.get(
+                "more_body", False
+            ):
+                request_scope.response_complete = True
+            await send(message)
+
         try:
-            await super().send_response(response, send)
+            await super().send_response(response, send_and_track)
         except asyncio.CancelledError:  # the client disconnected (Django's handle)
-            await _close_uncancelled(request_scope, _aborted())
+            await request_scope.aclose(_outcome(request_scope))
             raise
         except BaseException as error:
-            await _close_uncancelled(request_scope, error)
+            await request_scope.aclose(error)
             raise
-        if request_scope.open:
-            await _close_uncancelled(request_scope, request_scope.exception)
+        if request_scope.opened_in_threads_only:
+            # Django closes the response in the sync view's thread right away: the
+            # resources that view opened are closed there, with no extra thread
+            # hop, and before request_finished closes the database connections.
+            request_scope.defer_to(response)
+        else:
+            await request_scope.aclose(request_scope.exception)
+
+    async def listen_for_disconnect(self, receive: Any) -> None:
+        """Wait for ``http.disconnect``; after a complete response, let teardowns end.
+
+        Servers answer ``receive()`` with ``http.disconnect`` as soon as the last
+        body message is sent, and Django's ``handle`` then cancels the task sending
+        the response, which is where the request resources are being closed: a
+        teardown cut half-way could leave a transaction open.
+        """
+        try:
+            await super().listen_for_disconnect(receive)
+        except RequestAborted:
+            request_scope = current_scope()
+            if request_scope is not None and request_scope.response_complete:
+                await request_scope.wait_closed()
+            raise
 
     def process_exception_by_middleware(
         self, exception: Exception, request: HttpRequest
@@ -206,25 +235,10 @@ def get_asgi_application(
     return LifespanASGIHandler(container=container)
 
 
-async def _close_uncancelled(
-    request_scope: RequestScope, exception: BaseException | None
-) -> None:
-    """Close the request resources; a cancellation waits until they are closed.
-
-    Once the body is sent, servers answer ``receive()`` with ``http.disconnect``,
-    and Django's ``handle`` then cancels the task sending the response: that must
-    not interrupt a teardown half-way.
-    """
-    closing = asyncio.ensure_future(request_scope.aclose(exception))
-    try:
-        await asyncio.shield(closing)
-    except asyncio.CancelledError:
-        await closing
-        raise
-
-
-def _aborted() -> RequestAborted:
-    """What the request resources' teardowns receive when the client went away."""
+def _outcome(request_scope: RequestScope) -> BaseException | None:
+    """What the teardowns receive when Django cancelled the response's task."""
+    if request_scope.response_complete:  # the server has the whole response
+        return request_scope.exception
     return RequestAborted(
         "The client disconnected before the response was sent completely."
     )

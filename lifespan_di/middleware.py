@@ -6,12 +6,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 
 from lifespan_di.engine import LIFESPAN_STATE_KEY
-from lifespan_di.exceptions import RequestScopeError
 from lifespan_di.runtime import RUNTIME
-from lifespan_di.scope import RequestScope, current_scope, enter_scope, exit_scope
+from lifespan_di.scope import (
+    RequestScope,
+    current_scope,
+    enter_scope,
+    exit_scope,
+    raise_failures,
+)
 from lifespan_di.state import State, UnavailableState
 
 __all__ = ["AsyncMiddleware", "LifespanStateMiddleware", "request_state"]
@@ -52,11 +57,10 @@ class LifespanStateMiddleware:
             response: HttpResponseBase = self.get_response(request)  # type: ignore[assignment]
         finally:
             exit_scope(token)
-        if request_scope.open:
-            if response.streaming:
-                _close_with(response, request_scope)
-            else:
-                _raise_failures(request_scope.close(request_scope.exception))
+        if _closes_later(request_scope, response):
+            return response
+        if request_scope.open:  # the response has not started: a failure is a 500
+            raise_failures(request_scope.close(request_scope.exception))
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
@@ -69,11 +73,10 @@ class LifespanStateMiddleware:
             response = await self.get_response(request)  # type: ignore[misc]
         finally:
             exit_scope(token)
+        if _closes_later(request_scope, response):
+            return response
         if request_scope.open:
-            if response.streaming:
-                _close_with(response, request_scope)
-            else:
-                _raise_failures(await request_scope.aclose(request_scope.exception))
+            raise_failures(await request_scope.aclose(request_scope.exception))
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
@@ -87,22 +90,13 @@ AsyncMiddleware = LifespanStateMiddleware
 """django-asgi-lifespan's name for the middleware (sync and async capable here)."""
 
 
-def _close_with(response: HttpResponseBase, request_scope: RequestScope) -> None:
-    """Close the request resources when Django closes the streamed response."""
-
-    def close() -> None:
-        request_scope.close(request_scope.exception)
-
-    # Django calls these from response.close(), after the last chunk was sent.
-    response._resource_closers.append(close)  # type: ignore[attr-defined]
-
-
-def _raise_failures(failed: list[str]) -> None:
-    """Turn a failed teardown into Django's 500: the response has not started."""
-    if failed:
-        names = ", ".join(repr(name) for name in failed)
-        msg = f"Closing the request resources {names} failed; see the log."
-        raise RequestScopeError(msg)
+def _closes_later(request_scope: RequestScope, response: HttpResponseBase) -> bool:
+    """Leave a streamed response's resources open until Django closes it."""
+    if not isinstance(response, StreamingHttpResponse):
+        return False
+    request_scope.bind(response)
+    request_scope.defer_to(response)
+    return True
 
 
 def request_state(request: HttpRequest) -> State:

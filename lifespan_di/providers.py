@@ -276,24 +276,24 @@ async def _aenter(result: Any) -> tuple[Any, Any, Any]:
 
 
 def _wait(entry: Opened) -> Any:
-    if not entry.ready:
-        if running_loop() is not None and not entry.event.is_set():
+    if not entry.done:
+        if running_loop() is not None:
             msg = (
                 f"Cannot use the request resource {entry.name!r} here: another task "
                 "of this request is still opening it. Await it: `await "
                 "provider.async_()`."
             )
             raise RequestScopeError(msg)
-        entry.event.wait()
-        if entry.error is not None:
-            raise entry.error
+        entry.wait()
+    if entry.error is not None:
+        raise entry.error
     return entry.value
 
 
 async def _await(entry: Opened) -> Any:
-    if not entry.event.is_set():
+    if not entry.done:
         # Another task or thread of this request is opening it: wait off the loop.
-        await sync_to_async(entry.event.wait, thread_sensitive=False)()
+        await sync_to_async(entry.wait, thread_sensitive=False)()
     if entry.error is not None:
         raise entry.error
     return entry.value

@@ -11,14 +11,16 @@ mutable object shared through a ContextVar rather than a ContextVar per resource
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, Literal
 
 from asgiref.sync import async_to_sync, sync_to_async
+from django.http import HttpResponseBase, StreamingHttpResponse
 
 from lifespan_di.exceptions import RequestScopeError
 
@@ -35,21 +37,44 @@ Where = Literal["loop", "thread", "async"]
 opened it), or awaited."""
 
 
+# Guards Opened.done / Opened.waiter; held for a few instructions at a time.
+_WAITERS = threading.Lock()
+
+
 class Opened:
     """One request resource: its value once ready, and how to close it."""
 
-    __slots__ = ("close", "error", "event", "name", "ready", "value", "where")
+    __slots__ = ("close", "done", "error", "name", "ready", "value", "waiter", "where")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.ready = False
+        self.done = False
+        """Whether opening it ended, with a value or an error."""
         self.value: Any = None
         self.error: BaseException | None = None
         self.close: Closer | None = None
         self.where: Where = "loop"
-        # Set when the value is ready or creating it failed: concurrent first uses
-        # in one request wait for the one creation instead of creating twice.
-        self.event = threading.Event()
+        # Created only when a second use waits for the first one to open it, which
+        # is rare: most requests never pay for an Event.
+        self.waiter: threading.Event | None = None
+
+    def wait(self) -> None:
+        """Block until opening it ended (in another thread or task)."""
+        with _WAITERS:
+            if self.done:
+                return
+            if self.waiter is None:
+                self.waiter = threading.Event()
+            waiter = self.waiter
+        waiter.wait()
+
+    def finish(self) -> None:
+        with _WAITERS:
+            self.done = True
+            waiter = self.waiter
+        if waiter is not None:
+            waiter.set()
 
 
 class RequestScope:
@@ -60,14 +85,27 @@ class RequestScope:
     logged with the resource's name and does not stop the others.
     """
 
-    __slots__ = ("_closed", "_entries", "_opened", "exception")
+    __slots__ = (
+        "_closed",
+        "_entries",
+        "_opened",
+        "_settled",
+        "_waiter",
+        "exception",
+        "response_complete",
+    )
 
     def __init__(self) -> None:
         self._entries: dict[object, Opened] = {}
         self._opened: list[Opened] = []
         self._closed = False
+        # True once every teardown has ended, or closing was handed to Django.
+        self._settled = False
+        self._waiter: asyncio.Future[None] | None = None
         self.exception: BaseException | None = None
         """The first exception the view raised, passed to every teardown."""
+        self.response_complete = False
+        """Whether the last message of the response went to the server."""
 
     def get(self, key: object) -> Opened | None:
         """Return the entry for ``key``, if a use in this scope created it."""
@@ -95,13 +133,13 @@ class RequestScope:
         entry.ready = True
         if close is not None:
             self._opened.append(entry)
-        entry.event.set()
+        entry.finish()
 
     def failed(self, key: object, entry: Opened, error: BaseException) -> None:
         """Record that creating ``entry`` failed; a later use may try again."""
         entry.error = error
         self._entries.pop(key, None)
-        entry.event.set()
+        entry.finish()
 
     def record_exception(self, exception: BaseException) -> None:
         """Remember the view's exception for the teardowns (the first one wins)."""
@@ -113,32 +151,81 @@ class RequestScope:
         """Whether some resource of this scope still needs closing."""
         return bool(self._opened)
 
+    @property
+    def opened_in_threads_only(self) -> bool:
+        """Whether every resource left to close was opened in a sync view's thread."""
+        return bool(self._opened) and all(
+            entry.where == "thread" for entry in self._opened
+        )
+
+    def defer_to(self, response: HttpResponseBase) -> None:
+        """Close when Django closes ``response``, in the request's sync thread."""
+        self._settled = True
+        response._resource_closers.append(self._close_deferred)  # type: ignore[attr-defined]
+
+    def bind(self, response: StreamingHttpResponse) -> None:
+        """Produce each chunk of ``response`` inside this scope.
+
+        A streamed body runs after the middleware has returned, when this scope is
+        no longer current: without this, a body opening a request resource would
+        find no request.
+        """
+        context = contextvars.copy_context()
+        context.run(_CURRENT.set, self)
+        content = response.streaming_content
+        if response.is_async:
+            response.streaming_content = _bound_async(content, context)  # type: ignore[arg-type]
+        else:
+            response.streaming_content = _bound(content, context)  # type: ignore[arg-type]
+
+    def _close_deferred(self) -> None:
+        self.close(self.exception)
+
     async def aclose(self, exception: BaseException | None = None) -> list[str]:
         """Close every resource, newest first; return those whose teardown raised."""
         self._closed = True
         failed = []
-        while self._opened:
-            entry = self._opened.pop()
-            try:
-                await _close(entry, exception)
-            except Exception as error:
-                if error is not exception:  # a teardown re-raising the view's error
-                    _log_failure(entry, error)
-                    failed.append(entry.name)
+        try:
+            while self._opened:
+                entry = self._opened.pop()
+                try:
+                    await _close(entry, exception)
+                except Exception as error:
+                    if error is not exception:  # a teardown re-raising the view's
+                        _log_failure(entry, error)
+                        failed.append(entry.name)
+        finally:
+            self._settled = True
+            if self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(None)
         return failed
+
+    async def wait_closed(self) -> None:
+        """Wait until every resource is closed, or closing was left to Django."""
+        if self._settled:
+            return
+        if self._waiter is None:
+            self._waiter = asyncio.get_running_loop().create_future()
+        await self._waiter
 
     def close(self, exception: BaseException | None = None) -> list[str]:
         """Close every resource from sync code, newest first, like ``aclose``."""
         self._closed = True
         failed = []
-        while self._opened:
-            entry = self._opened.pop()
-            try:
-                _close_sync(entry, exception)
-            except Exception as error:
-                if error is not exception:
-                    _log_failure(entry, error)
-                    failed.append(entry.name)
+        try:
+            while self._opened:
+                entry = self._opened.pop()
+                try:
+                    _close_sync(entry, exception)
+                except Exception as error:
+                    if error is not exception:
+                        _log_failure(entry, error)
+                        failed.append(entry.name)
+        finally:
+            self._settled = True
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                waiter.get_loop().call_soon_threadsafe(_release, waiter)
         return failed
 
 
@@ -151,6 +238,34 @@ async def _close(entry: Opened, exception: BaseException | None) -> None:
         await sync_to_async(entry.close, thread_sensitive=True)(*args)
     else:
         entry.close(*args)
+
+
+def _bound(content: Iterable[Any], context: contextvars.Context) -> Iterator[Any]:
+    iterator = iter(content)
+    while True:
+        try:
+            part = context.run(next, iterator)
+        except StopIteration:
+            return
+        yield part
+
+
+async def _bound_async(
+    content: AsyncIterable[Any], context: contextvars.Context
+) -> AsyncIterator[Any]:
+    iterator = aiter(content)
+    while True:
+        try:
+            step = anext(iterator)
+            part: Any = await asyncio.create_task(step, context=context)  # type: ignore[arg-type]
+        except StopAsyncIteration:
+            return
+        yield part
+
+
+def _release(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _close_sync(entry: Opened, exception: BaseException | None) -> None:
@@ -228,7 +343,9 @@ class request_scope:  # used like a function: `with request_scope():`
         traceback: TracebackType | None,
     ) -> None:
         exit_scope(self._token)
-        _raise_failures(self._scope.close(exc), exc)
+        failed = self._scope.close(exc)
+        if exc is None:
+            raise_failures(failed)
 
     async def __aenter__(self) -> RequestScope:
         return self.__enter__()
@@ -240,11 +357,14 @@ class request_scope:  # used like a function: `with request_scope():`
         traceback: TracebackType | None,
     ) -> None:
         exit_scope(self._token)
-        _raise_failures(await self._scope.aclose(exc), exc)
+        failed = await self._scope.aclose(exc)
+        if exc is None:
+            raise_failures(failed)
 
 
-def _raise_failures(failed: list[str], exc: BaseException | None) -> None:
-    if failed and exc is None:
+def raise_failures(failed: list[str]) -> None:
+    """Raise ``RequestScopeError`` naming the resources whose teardown failed."""
+    if failed:
         names = ", ".join(repr(name) for name in failed)
         msg = f"Closing the request resources {names} failed; see the log."
         raise RequestScopeError(msg)

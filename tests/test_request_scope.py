@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from asgiref.testing import ApplicationCommunicator
 from dependency_injector import containers, providers, resources
+from django.core.signals import request_finished
 from django.test import Client, override_settings
 
 from lifespan_di import get_container, lifespan
@@ -241,30 +242,36 @@ class TestStreaming:
     async def test_closed_only_after_the_last_chunk(self, record: Path) -> None:
         """A streaming body reads its request resource in every chunk; it is closed after the last one was sent."""
         app = LifespanASGIHandler()
-        async with LifespanAsyncClient(application=app):
-            communicator = ApplicationCommunicator(
-                app, http_scope("/request/stream/", b"chunks=4&delay=0.01")
-            )
-            await communicator.send_input({"type": "http.request", "body": b""})
-            start = await communicator.receive_output(TIMEOUT)
-            chunks = []
-            closes_during_body = []
-            while True:
-                message = await communicator.receive_output(TIMEOUT)
-                chunks.append(message.get("body", b""))
-                closes_during_body.append(len(events(record, "close:")))
-                if not message.get("more_body"):
-                    break
-            await communicator.send_input({"type": "http.disconnect"})
-            await communicator.wait(TIMEOUT)
+        sent: list[tuple[dict[str, Any], int]] = []
+        complete = asyncio.Event()
+        received = False
 
-        body = b"".join(chunks).decode().splitlines()
-        assert start["status"] == 200
-        assert len(body) == 4
-        assert all(line.endswith(":open") for line in body)
-        assert closes_during_body == [0] * len(chunks)
+        async def receive() -> dict[str, Any]:
+            nonlocal received
+            if not received:
+                received = True
+                return {"type": "http.request", "body": b""}
+            await complete.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append((dict(message), len(events(record, "close:"))))
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                complete.set()
+
+        async with LifespanAsyncClient(application=app):
+            scope = http_scope("/request/stream/", b"chunks=4&delay=0.01")
+            await asyncio.wait_for(app(scope, receive, send), TIMEOUT)
+            closes_after_response = len(events(record, "close:"))
+
+        body = b"".join(message.get("body", b"") for message, _ in sent[1:])
+        lines = body.decode().splitlines()
+        assert sent[0][0]["status"] == 200
+        assert len(lines) == 4
+        assert all(line.endswith(":open") for line in lines)
+        assert [closes for _, closes in sent] == [0] * len(sent)
+        assert closes_after_response == 1
         assert len(events(record, "commit:async_session")) == 1
-        assert len(events(record, "close:async_session")) == 1
 
     async def test_client_disconnect_mid_stream_still_closes(
         self, record: Path
@@ -338,6 +345,49 @@ class TestSyncViews:
             f"close:async_session:{body['async_session']}"
         ]
         assert events(record, "close:session") == [f"close:session:{body['session']}"]
+
+    @pytest.mark.parametrize("path", ["/request/sync/", "/request/async/"])
+    async def test_closed_before_request_finished(
+        self, record: Path, path: str
+    ) -> None:
+        """Request resources close before Django's request_finished signal closes the database connections."""
+
+        def finished(**kwargs: Any) -> None:
+            with record.open("a", encoding="utf-8") as file:
+                file.write("request_finished\n")
+
+        request_finished.connect(finished)
+        try:
+            async with LifespanAsyncClient() as client:
+                await client.get(path)
+        finally:
+            request_finished.disconnect(finished)
+
+        lines = events(record)
+        assert lines.index("request_finished") > max(
+            index for index, line in enumerate(lines) if line.startswith("close:")
+        )
+
+    def test_django_test_client_streams_through_the_middleware_scope(self) -> None:
+        """Under Django's test Client a streamed body keeps its request resource open until the response is closed."""
+        log = Log()
+
+        class Shop(containers.DeclarativeContainer):
+            session = RequestResource(recorded_generator(log, "session"))
+
+        with (
+            override_settings(ROOT_URLCONF="tests.project.scope_urls"),
+            lifespan(Shop()),
+        ):
+            response = Client().get("/stream/")
+            chunks = iter(response.streaming_content)  # type: ignore[attr-defined]
+            first = next(chunks)
+            streaming = list(log.events)
+            body = first + b"".join(chunks)  # the test client closes it at the end
+
+        assert body == b"0:session\n1:session\n2:session\n"
+        assert streaming == ["open:session"]
+        assert log.events == ["open:session", "commit:session"]
 
     def test_django_test_client_gets_a_scope_from_the_middleware(
         self, record: Path

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest, JsonResponse
+from collections.abc import Iterator
+
+from django.http import Http404, HttpRequest, JsonResponse, StreamingHttpResponse
 from django.urls import path
 
 from lifespan_di import Provide, inject
@@ -30,8 +32,19 @@ async def missing_view(
     raise Http404(msg)
 
 
+def stream_view(request: HttpRequest) -> StreamingHttpResponse:
+    """Streams three chunks, each reading the request's session from request.state."""
+
+    def body() -> Iterator[str]:
+        for number in range(3):
+            yield f"{number}:{request.state['session']}\n"  # type: ignore[attr-defined]
+
+    return StreamingHttpResponse(body())
+
+
 urlpatterns = [
     path("sync/", sync_view),
     path("broken/", broken_view),
     path("missing/", missing_view),
+    path("stream/", stream_view),
 ]

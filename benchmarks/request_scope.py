@@ -1,0 +1,366 @@
+"""Per-request cost of a ``RequestResource`` next to the same object made by hand.
+
+Run it from the repository root, pinned to one CPU on a shared machine::
+
+    taskset -c 1 python benchmarks/request_scope.py               # the full run
+    python benchmarks/request_scope.py --rounds 3 --scale 0.1      # smoke run
+    taskset -c 1 python benchmarks/request_scope.py --check       # exit 1 on a FAIL
+
+Do not run it with ``-X dev`` / ``PYTHONDEVMODE=1`` (asyncio's debug mode).
+
+Each pair of views does the same work on a session object, inside a running lifespan:
+
+* by hand: the view opens and closes the session itself, ``with open_session() as
+  session:`` (or ``async with``);
+* RequestResource: the view receives ``session`` from ``@inject`` out of a
+  ``RequestResource(open_session)``; lifespan_di opens it on first use and closes it
+  after the response.
+
+Pairs: an async view with a sync generator, an async view with an async generator,
+and a sync view with a sync generator.
+
+Two measurements:
+
+1. **lifespan_di's work per request** (the target): the view called as the handler
+   calls it, with what ``LifespanASGIHandler`` adds around it for request
+   resources (open the request scope, close it after the response, restore the
+   context), against the by-hand view called alone. The sync pair runs the view in a
+   worker thread, as Django does, for both variants. Batches of ``--calls`` requests.
+2. **Whole requests**: the same views served by ``LifespanASGIHandler`` (Django's
+   full request path, called directly with an HTTP scope, no network), batches of
+   ``--requests``. Django starts a thread per request here, so the spread of these
+   figures is far larger than the difference measured in 1; they show that the
+   difference disappears in a request's cost.
+
+Variants run one batch each per round in a rotating order, with the garbage
+collector off; "added" is the median over the rounds of (batch - the same round's
+by-hand batch).
+
+Target: at most 5 µs added per request that uses one request resource (measurement
+1, async views; the sync pair is reported: its teardown makes one more hop to the
+view's thread, so that a sync resource is closed in the thread that opened it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import platform
+import statistics
+import sys
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from time import perf_counter_ns
+from typing import Any
+
+import dependency_injector
+import django
+from asgiref.sync import iscoroutinefunction, sync_to_async
+from dependency_injector import containers
+from django.conf import settings
+from django.core.handlers.asgi import ASGIHandler
+from django.http import HttpRequest, HttpResponse
+from django.test import AsyncRequestFactory
+from django.urls import path
+
+from lifespan_di import Provide, inject, lifespan
+from lifespan_di.handler import LifespanASGIHandler
+from lifespan_di.providers import RequestResource
+from lifespan_di.runtime import RUNTIME
+from lifespan_di.scope import enter_scope, exit_scope
+
+TARGET_US = 5.0
+"""The most a request resource may add per request (async views)."""
+
+
+class Session:
+    """Stands in for a unit of work: opened, used, committed, closed."""
+
+    __slots__ = ("committed",)
+
+    def __init__(self) -> None:
+        self.committed = False
+
+
+def open_session() -> Iterator[Session]:
+    session = Session()
+    yield session
+    session.committed = True
+
+
+async def open_async_session() -> AsyncIterator[Session]:
+    session = Session()
+    yield session
+    session.committed = True
+
+
+class Container(containers.DeclarativeContainer):
+    session = RequestResource(open_session)
+    async_session = RequestResource(open_async_session)
+
+
+async def by_hand(request: HttpRequest) -> HttpResponse:
+    with contextmanager(open_session)() as session:
+        return HttpResponse(type(session).__name__)
+
+
+@inject
+async def injected(
+    request: HttpRequest, session: Session = Provide[Container.session]
+) -> HttpResponse:
+    return HttpResponse(type(session).__name__)
+
+
+async def async_by_hand(request: HttpRequest) -> HttpResponse:
+    async with asynccontextmanager(open_async_session)() as session:
+        return HttpResponse(type(session).__name__)
+
+
+@inject
+async def async_injected(
+    request: HttpRequest, session: Session = Provide[Container.async_session]
+) -> HttpResponse:
+    return HttpResponse(type(session).__name__)
+
+
+def sync_by_hand(request: HttpRequest) -> HttpResponse:
+    with contextmanager(open_session)() as session:
+        return HttpResponse(type(session).__name__)
+
+
+@inject
+def sync_injected(
+    request: HttpRequest, session: Session = Provide[Container.session]
+) -> HttpResponse:
+    return HttpResponse(type(session).__name__)
+
+
+urls = types.ModuleType("benchmark_request_scope_urls")
+urls.urlpatterns = [  # type: ignore[attr-defined]
+    path("by-hand/", by_hand),
+    path("injected/", injected),
+    path("async-by-hand/", async_by_hand),
+    path("async-injected/", async_injected),
+    path("sync-by-hand/", sync_by_hand),
+    path("sync-injected/", sync_injected),
+]
+sys.modules[urls.__name__] = urls
+
+PAIRS = [
+    ("async view, sync generator", by_hand, injected),
+    ("async view, async generator", async_by_hand, async_injected),
+    ("sync view, sync generator", sync_by_hand, sync_injected),
+]
+PATHS = {
+    by_hand: "/by-hand/",
+    injected: "/injected/",
+    async_by_hand: "/async-by-hand/",
+    async_injected: "/async-injected/",
+    sync_by_hand: "/sync-by-hand/",
+    sync_injected: "/sync-injected/",
+}
+
+View = Callable[[HttpRequest], Any]
+Batch = Callable[[int], Awaitable[float]]
+
+
+# --- 1. lifespan_di's work per request ---------------------------------------------
+
+
+async def ignore(message: Any) -> None:
+    """The server's ``send``."""
+
+
+def view_calls(app: LifespanASGIHandler, view: View, *, scoped: bool) -> Batch:
+    """Call ``view`` and send its response as the handler does.
+
+    ``scoped``: with what ``LifespanASGIHandler.handle`` and ``send_response`` add
+    (the request scope, tracking the response, closing the request resources);
+    otherwise with Django's own ``send_response``.
+    """
+    request = AsyncRequestFactory().get("/")
+    if not iscoroutinefunction(view):
+        view = sync_to_async(view, thread_sensitive=False)
+
+    async def run(calls: int) -> float:
+        start = perf_counter_ns()
+        for _ in range(calls):
+            if scoped:
+                request_scope, token = enter_scope()
+                try:
+                    await app.send_response(await view(request), ignore)
+                finally:
+                    exit_scope(token)
+            else:
+                await ASGIHandler.send_response(app, await view(request), ignore)
+        return (perf_counter_ns() - start) / calls / 1000
+
+    return run
+
+
+# --- 2. Whole requests --------------------------------------------------------------
+
+
+def http_scope(path: str, state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": dict(state),
+    }
+
+
+async def serve(app: LifespanASGIHandler, path: str, state: dict[str, Any]) -> bytes:
+    """One request, as a server drives it: body, response, then the disconnect."""
+    done = asyncio.Event()
+    body = []
+    received = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal received
+        if not received:
+            received = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            body.append(message.get("body", b""))
+            if not message.get("more_body"):
+                done.set()
+
+    await app(http_scope(path, state), receive, send)
+    return b"".join(body)
+
+
+def request_calls(app: LifespanASGIHandler, path: str, state: dict[str, Any]) -> Batch:
+    async def run(requests: int) -> float:
+        start = perf_counter_ns()
+        for _ in range(requests):
+            await serve(app, path, state)
+        return (perf_counter_ns() - start) / requests / 1000
+
+    return run
+
+
+# --- Measuring and reporting ----------------------------------------------------------
+
+
+async def measure(batches: dict[str, Batch], rounds: int, size: int) -> Samples:
+    for batch in batches.values():  # warm-up
+        await batch(max(size // 10, 10))
+    samples: Samples = {name: [] for name in batches}
+    names = list(batches)
+    gc.disable()
+    try:
+        for round_ in range(rounds):
+            shift = round_ % len(names)
+            for name in [*names[shift:], *names[:shift]]:
+                samples[name].append(await batches[name](size))
+    finally:
+        gc.enable()
+    return samples
+
+
+Samples = dict[str, list[float]]
+
+
+def report(title: str, samples: Samples, *, check: bool) -> bool:
+    print()
+    print(title)
+    print(f"{'variant':<46}  {'median':>7}  {'min-max':>13}  {'added':>6}")
+    print(f"{'':<46}  {'µs/req':>7}  {'µs/req':>13}  {'µs':>6}")
+    passed = True
+    for label, *_ in PAIRS:
+        baseline, mine = samples[f"{label}: by hand"], samples[f"{label}: lifespan_di"]
+        added = statistics.median(m - b for m, b in zip(mine, baseline, strict=True))
+        for name, values, extra in [
+            (f"{label}: by hand", baseline, ""),
+            (f"{label}: RequestResource", mine, f"{added:+.1f}"),
+        ]:
+            spread = f"{min(values):.1f}-{max(values):.1f}"
+            print(
+                f"{name:<46}  {statistics.median(values):>7.1f}  {spread:>13}  "
+                f"{extra:>6}"
+            )
+        if check and label.startswith("async"):
+            ok = added <= TARGET_US
+            passed = passed and ok
+            verdict = "PASS" if ok else "FAIL"
+            target = f"target <= {TARGET_US:g}"
+            print(f"  {verdict}  adds {added:.1f} µs per request ({target})")
+    return passed
+
+
+async def run(rounds: int, scale: float) -> bool:
+    calls, requests = int(20_000 * scale), int(2_000 * scale)
+    app = LifespanASGIHandler()
+    async with lifespan():
+        assert RUNTIME.active is not None
+        state = RUNTIME.active.state  # what a server copies into each request
+        for view in PATHS:  # each view answers what it received
+            body = await serve(app, PATHS[view], state)
+            if body != b"Session":
+                msg = f"{PATHS[view]} answered {body!r}"
+                raise RuntimeError(msg)
+        work = {}
+        whole = {}
+        for label, baseline, mine in PAIRS:
+            work[f"{label}: by hand"] = view_calls(app, baseline, scoped=False)
+            work[f"{label}: lifespan_di"] = view_calls(app, mine, scoped=True)
+            whole[f"{label}: by hand"] = request_calls(app, PATHS[baseline], state)
+            whole[f"{label}: lifespan_di"] = request_calls(app, PATHS[mine], state)
+        passed = report(
+            f"1. lifespan_di's work per request ({rounds} rounds x {calls} calls)",
+            await measure(work, rounds, calls),
+            check=True,
+        )
+        report(
+            f"2. Whole requests through LifespanASGIHandler ({rounds} rounds x "
+            f"{requests} requests)",
+            await measure(whole, rounds, requests),
+            check=False,
+        )
+    return passed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="batch sizes: 20,000 calls x scale"
+    )
+    parser.add_argument("--check", action="store_true", help="exit 1 on a FAIL")
+    args = parser.parse_args()
+    settings.configure(
+        INSTALLED_APPS=["lifespan_di"],
+        ROOT_URLCONF=urls.__name__,
+        ALLOWED_HOSTS=["testserver"],
+        MIDDLEWARE=[],
+        LIFESPAN_DI={"CONTAINER": f"{__name__}.Container"},
+    )
+    django.setup()
+    cpus = ",".join(map(str, sorted(os.sched_getaffinity(0))))
+    print(
+        f"Python {platform.python_version()}, Django {django.get_version()}, "
+        f"dependency-injector {dependency_injector.__version__}; "
+        f"CPUs allowed: {cpus} (of {os.cpu_count()})"
+    )
+    passed = asyncio.run(run(args.rounds, args.scale))
+    return 1 if args.check and not passed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
