@@ -1,0 +1,117 @@
+"""The matrix project's container: three resources in a chain, driven by environment.
+
+``config`` (sync) ← ``pool`` (async) ← ``pool_user`` (a Factory) ← ``cache`` (async):
+so they start in that order and stop in the reverse one, and ``cache`` depends on
+``pool`` only through a dependency of a dependency.
+
+Every server process reads its behaviour from the environment (comma-separated
+names):
+
+- ``LIFESPAN_DI_TEST_RECORD``: file that each process appends ``<pid> <event>``
+  lines to: ``start:<name>``, ``stop:<name>`` (written when the teardown begins),
+  ``hang:<name>``, ``stop-hang:<name>``, and the views' own events.
+- ``LIFESPAN_DI_TEST_FAIL``: these resources (or ``pool_user``) raise at startup.
+- ``LIFESPAN_DI_TEST_HANG``: these resources never finish starting.
+- ``LIFESPAN_DI_TEST_SLOW``: these resources take ``LIFESPAN_DI_TEST_SLOW_SECONDS``
+  to start.
+- ``LIFESPAN_DI_TEST_STOP_FAIL``: these teardowns raise.
+- ``LIFESPAN_DI_TEST_STOP_HANG``: these teardowns never finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+from dependency_injector import containers, providers
+
+__all__ = ["Container", "Handle", "PoolUser", "record"]
+
+HANG_SECONDS = 3600.0
+
+
+def record(event: str) -> None:
+    """Append one event of this process to the record file, if there is one."""
+    path = os.environ.get("LIFESPAN_DI_TEST_RECORD")
+    if path:
+        # One short write in append mode: lines of concurrent workers do not mix.
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(f"{os.getpid()} {event}\n")
+
+
+def asked(variable: str, name: str) -> bool:
+    return name in os.environ.get(variable, "").split(",")
+
+
+def slow_seconds(name: str) -> float:
+    if asked("LIFESPAN_DI_TEST_SLOW", name):
+        return float(os.environ.get("LIFESPAN_DI_TEST_SLOW_SECONDS", "3"))
+    return 0.0
+
+
+class Handle:
+    """What a resource yields: its name, what it was built from, whether it closed."""
+
+    def __init__(self, name: str, using: object = None) -> None:
+        self.name = name
+        self.using = using
+        self.closed = False
+
+
+class PoolUser:
+    """A service built from ``pool`` by a Factory; ``cache`` is built from it."""
+
+    def __init__(self, pool: Handle) -> None:
+        if asked("LIFESPAN_DI_TEST_FAIL", "pool_user"):
+            msg = "pool_user cannot be built"
+            raise ValueError(msg)
+        self.pool = pool
+
+
+@contextmanager
+def open_config() -> Iterator[Handle]:
+    # Sync: lifespan_di starts and stops it in a worker thread.
+    time.sleep(slow_seconds("config"))
+    if asked("LIFESPAN_DI_TEST_FAIL", "config"):
+        msg = "config cannot be read"
+        raise ConnectionRefusedError(msg)
+    handle = Handle("config")
+    record("start:config")
+    yield handle
+    record("stop:config")
+    handle.closed = True
+    if asked("LIFESPAN_DI_TEST_STOP_FAIL", "config"):
+        msg = "config teardown failed"
+        raise RuntimeError(msg)
+
+
+@asynccontextmanager
+async def open_resource(name: str, using: object) -> AsyncIterator[Handle]:
+    if asked("LIFESPAN_DI_TEST_HANG", name):
+        record(f"hang:{name}")
+        await asyncio.sleep(HANG_SECONDS)
+    await asyncio.sleep(slow_seconds(name))
+    if asked("LIFESPAN_DI_TEST_FAIL", name):
+        msg = f"{name} cannot connect"
+        raise ConnectionRefusedError(msg)
+    handle = Handle(name, using)
+    record(f"start:{name}")
+    yield handle
+    record(f"stop:{name}")
+    if asked("LIFESPAN_DI_TEST_STOP_HANG", name):
+        record(f"stop-hang:{name}")
+        await asyncio.sleep(HANG_SECONDS)
+    handle.closed = True
+    if asked("LIFESPAN_DI_TEST_STOP_FAIL", name):
+        msg = f"{name} teardown failed"
+        raise RuntimeError(msg)
+
+
+class Container(containers.DeclarativeContainer):
+    config = providers.Resource(open_config)
+    pool = providers.Resource(open_resource, "pool", using=config)
+    pool_user = providers.Factory(PoolUser, pool=pool)
+    cache = providers.Resource(open_resource, "cache", using=pool_user)
