@@ -65,6 +65,8 @@ class _Scoped:
         self.resources = resources
 
     async def resolve(self, provider: providers.Provider[Any]) -> Any:
+        if provider is self.resources[0] and len(self.resources) == 1:
+            return await provider.async_()
         for resource in self.resources:
             await resource.async_()
         return provider()

@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import (
-    AbstractAsyncContextManager,
-    AbstractContextManager,
-    asynccontextmanager,
-    contextmanager,
-)
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, TypeVar, overload
 
 from asgiref.sync import async_to_sync, sync_to_async
 from dependency_injector import providers, resources
 
+from lifespan_di.entries import Entry, Kind, aopen, open_sync
 from lifespan_di.exceptions import RequestScopeError
 from lifespan_di.graph import named_providers
 from lifespan_di.runtime import RUNTIME
-from lifespan_di.scope import Opened, RequestScope, current_scope, running_loop
+from lifespan_di.scope import RequestScope, current_scope, running_loop
 
 __all__ = ["RequestResource"]
 
@@ -55,7 +51,7 @@ class RequestResource(providers.Provider[T]):
     Outside a request, open a scope with ``lifespan_di.request_scope()``.
     """
 
-    __slots__ = ("_async", "_dependencies", "_maker", "_name", "_provides")
+    __slots__ = ("_async", "_dependencies", "_kind", "_maker", "_name", "_provides")
 
     @overload
     def __init__(
@@ -103,12 +99,17 @@ class RequestResource(providers.Provider[T]):
     ) -> None: ...
     def __init__(self, provides: Any, *args: Any, **kwargs: Any) -> None:
         self._provides = provides
+        self._kind: Kind | None = None
         if inspect.isasyncgenfunction(provides):
-            provides = asynccontextmanager(provides)
+            self._kind = "async generator"
         elif inspect.isgeneratorfunction(provides):
-            provides = contextmanager(provides)
+            self._kind = "generator"
         self._maker = providers.Callable(provides, *args, **kwargs)
-        self._async = _creates_async(self._provides)
+        # dependency-injector takes a generator for a coroutine and switches the
+        # Callable to async mode, which costs 2 µs per call; what it returns is
+        # opened (and awaited where needed) by lifespan_di anyway.
+        self._maker.disable_async_mode()
+        self._async = _creates_async(provides)
         self._dependencies: tuple[RequestResource[Any], ...] | None = None
         self._name: str | None = None
         super().__init__()
@@ -139,22 +140,22 @@ class RequestResource(providers.Provider[T]):
     def _provide(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
         scope = _scope_or_raise(self)
         entry = scope.get(self)
-        if entry is not None and entry.ready:
-            return entry.value  # type: ignore[no-any-return]
+        if entry is not None and entry.done:
+            return _value(entry)  # type: ignore[no-any-return]
         if self._async:
             return self._open_async_from_sync()
-        entry, create = scope.claim(self, self.name)
+        entry, create = scope.claim(self, self._name or self.name)
         if not create:
             return _wait(entry)  # type: ignore[no-any-return]
         try:
-            for dependency in self.dependencies:
+            for dependency in self._dependencies or self.dependencies:
                 dependency()
-            value, close = _enter(self._maker())
+            opening = open_sync(self._maker(), self._kind)
         except BaseException as error:
             scope.failed(self, entry, error)
             raise
-        scope.opened(entry, value, close, "loop" if running_loop() else "thread")
-        return value  # type: ignore[no-any-return]
+        scope.opened(entry, opening, in_thread=running_loop() is None)
+        return opening[0]  # type: ignore[no-any-return]
 
     def async_(self, *args: Any, **kwargs: Any) -> Awaitable[T]:
         """Return the request's instance, opening it (asynchronously) on first use."""
@@ -168,20 +169,20 @@ class RequestResource(providers.Provider[T]):
             return result  # type: ignore[no-any-return]
         scope = _scope_or_raise(self)
         entry = scope.get(self)
-        if entry is not None and entry.ready:
-            return entry.value  # type: ignore[no-any-return]
-        entry, create = scope.claim(self, self.name)
+        if entry is not None and entry.done:
+            return _value(entry)  # type: ignore[no-any-return]
+        entry, create = scope.claim(self, self._name or self.name)
         if not create:
             return await _await(entry)  # type: ignore[no-any-return]
         try:
-            for dependency in self.dependencies:
+            for dependency in self._dependencies or self.dependencies:
                 await dependency.async_()
-            value, close, where = await _aenter(self._maker())
+            opening = await aopen(self._maker(), self._kind)
         except BaseException as error:
             scope.failed(self, entry, error)
             raise
-        scope.opened(entry, value, close, where)
-        return value  # type: ignore[no-any-return]
+        scope.opened(entry, opening, in_thread=False)
+        return opening[0]  # type: ignore[no-any-return]
 
     def _open_async_from_sync(self) -> T:
         if running_loop() is not None:
@@ -247,35 +248,13 @@ def _creates_async(provides: Any) -> bool:
     )
 
 
-def _enter(result: Any) -> tuple[Any, Any]:
-    """Enter a sync resource form, as ``providers.Resource`` does."""
-    if hasattr(result, "__enter__") and hasattr(result, "__exit__"):
-        return result.__enter__(), result.__exit__
-    if inspect.isawaitable(result) or hasattr(result, "__aenter__"):
-        if inspect.iscoroutine(result):
-            result.close()
-        msg = (
-            f"Cannot open a request resource synchronously: its provider returned "
-            f"{type(result).__name__}, which is asynchronous. Use it from async code."
-        )
-        raise RequestScopeError(msg)
-    return result, None
+def _value(entry: Entry) -> Any:
+    if entry.error is not None:
+        raise entry.error
+    return entry.value
 
 
-async def _aenter(result: Any) -> tuple[Any, Any, Any]:
-    """Enter any resource form, as ``providers.Resource`` does."""
-    if inspect.isawaitable(result):
-        result = await result
-        if hasattr(result, "__aenter__") and hasattr(result, "__aexit__"):
-            return await result.__aenter__(), result.__aexit__, "async"
-    if hasattr(result, "__enter__") and hasattr(result, "__exit__"):
-        return result.__enter__(), result.__exit__, "loop"
-    if hasattr(result, "__aenter__") and hasattr(result, "__aexit__"):
-        return await result.__aenter__(), result.__aexit__, "async"
-    return result, None, "loop"
-
-
-def _wait(entry: Opened) -> Any:
+def _wait(entry: Entry) -> Any:
     if not entry.done:
         if running_loop() is not None:
             msg = (
@@ -285,15 +264,11 @@ def _wait(entry: Opened) -> Any:
             )
             raise RequestScopeError(msg)
         entry.wait()
-    if entry.error is not None:
-        raise entry.error
-    return entry.value
+    return _value(entry)
 
 
-async def _await(entry: Opened) -> Any:
+async def _await(entry: Entry) -> Any:
     if not entry.done:
         # Another task or thread of this request is opening it: wait off the loop.
         await sync_to_async(entry.wait, thread_sensitive=False)()
-    if entry.error is not None:
-        raise entry.error
-    return entry.value
+    return _value(entry)

@@ -13,68 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import threading
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.http import HttpResponseBase, StreamingHttpResponse
 
+from lifespan_di.entries import Entry, Opening, aclose_entry, close_entry
 from lifespan_di.exceptions import RequestScopeError
 
 __all__ = ["RequestScope", "current_scope", "request_scope"]
 
 logger = logging.getLogger("lifespan_di")
-
-Closer = Callable[
-    [type[BaseException] | None, BaseException | None, TracebackType | None], Any
-]
-Where = Literal["loop", "thread", "async"]
-"""How a teardown runs: on the event loop, in the thread-sensitive worker thread
-(where Django runs sync views, so a sync resource is closed in the thread that
-opened it), or awaited."""
-
-
-# Guards Opened.done / Opened.waiter; held for a few instructions at a time.
-_WAITERS = threading.Lock()
-
-
-class Opened:
-    """One request resource: its value once ready, and how to close it."""
-
-    __slots__ = ("close", "done", "error", "name", "ready", "value", "waiter", "where")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.ready = False
-        self.done = False
-        """Whether opening it ended, with a value or an error."""
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self.close: Closer | None = None
-        self.where: Where = "loop"
-        # Created only when a second use waits for the first one to open it, which
-        # is rare: most requests never pay for an Event.
-        self.waiter: threading.Event | None = None
-
-    def wait(self) -> None:
-        """Block until opening it ended (in another thread or task)."""
-        with _WAITERS:
-            if self.done:
-                return
-            if self.waiter is None:
-                self.waiter = threading.Event()
-            waiter = self.waiter
-        waiter.wait()
-
-    def finish(self) -> None:
-        with _WAITERS:
-            self.done = True
-            waiter = self.waiter
-        if waiter is not None:
-            waiter.set()
 
 
 class RequestScope:
@@ -96,8 +48,8 @@ class RequestScope:
     )
 
     def __init__(self) -> None:
-        self._entries: dict[object, Opened] = {}
-        self._opened: list[Opened] = []
+        self._entries: dict[object, Entry] = {}
+        self._opened: list[Entry] = []
         self._closed = False
         # True once every teardown has ended, or closing was handed to Django.
         self._settled = False
@@ -107,11 +59,11 @@ class RequestScope:
         self.response_complete = False
         """Whether the last message of the response went to the server."""
 
-    def get(self, key: object) -> Opened | None:
+    def get(self, key: object) -> Entry | None:
         """Return the entry for ``key``, if a use in this scope created it."""
         return self._entries.get(key)
 
-    def claim(self, key: object, name: str) -> tuple[Opened, bool]:
+    def claim(self, key: object, name: str) -> tuple[Entry, bool]:
         """Return the entry for ``key`` and whether the caller must create it."""
         if self._closed:
             msg = (
@@ -120,22 +72,20 @@ class RequestScope:
                 "long as the request that opened them."
             )
             raise RequestScopeError(msg)
-        entry = Opened(name)
+        entry = Entry(name)
         # dict.setdefault is atomic: of two threads, exactly one creates the entry.
         existing = self._entries.setdefault(key, entry)
         return existing, existing is entry
 
-    def opened(
-        self, entry: Opened, value: Any, close: Closer | None, where: Where
-    ) -> None:
+    def opened(self, entry: Entry, opening: Opening, *, in_thread: bool) -> None:
         """Record that ``entry`` is ready; it will be closed with the scope."""
-        entry.value, entry.close, entry.where = value, close, where
-        entry.ready = True
-        if close is not None:
+        entry.value, entry.kind, entry.handle = opening
+        entry.in_thread = in_thread
+        if entry.kind is not None:
             self._opened.append(entry)
         entry.finish()
 
-    def failed(self, key: object, entry: Opened, error: BaseException) -> None:
+    def failed(self, key: object, entry: Entry, error: BaseException) -> None:
         """Record that creating ``entry`` failed; a later use may try again."""
         entry.error = error
         self._entries.pop(key, None)
@@ -154,9 +104,7 @@ class RequestScope:
     @property
     def opened_in_threads_only(self) -> bool:
         """Whether every resource left to close was opened in a sync view's thread."""
-        return bool(self._opened) and all(
-            entry.where == "thread" for entry in self._opened
-        )
+        return bool(self._opened) and all(entry.in_thread for entry in self._opened)
 
     def defer_to(self, response: HttpResponseBase) -> None:
         """Close when Django closes ``response``, in the request's sync thread."""
@@ -189,7 +137,12 @@ class RequestScope:
             while self._opened:
                 entry = self._opened.pop()
                 try:
-                    await _close(entry, exception)
+                    if entry.in_thread:
+                        await sync_to_async(close_entry, thread_sensitive=True)(
+                            entry, exception
+                        )
+                    else:
+                        await aclose_entry(entry, exception)
                 except Exception as error:
                     if error is not exception:  # a teardown re-raising the view's
                         _log_failure(entry, error)
@@ -216,7 +169,7 @@ class RequestScope:
             while self._opened:
                 entry = self._opened.pop()
                 try:
-                    _close_sync(entry, exception)
+                    close_entry(entry, exception)
                 except Exception as error:
                     if error is not exception:
                         _log_failure(entry, error)
@@ -227,17 +180,6 @@ class RequestScope:
             if waiter is not None and not waiter.done():
                 waiter.get_loop().call_soon_threadsafe(_release, waiter)
         return failed
-
-
-async def _close(entry: Opened, exception: BaseException | None) -> None:
-    assert entry.close is not None
-    args = _exc_info(exception)
-    if entry.where == "async":
-        await entry.close(*args)
-    elif entry.where == "thread":
-        await sync_to_async(entry.close, thread_sensitive=True)(*args)
-    else:
-        entry.close(*args)
 
 
 def _bound(content: Iterable[Any], context: contextvars.Context) -> Iterator[Any]:
@@ -268,29 +210,7 @@ def _release(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-def _close_sync(entry: Opened, exception: BaseException | None) -> None:
-    assert entry.close is not None
-    args = _exc_info(exception)
-    if entry.where == "async":
-
-        async def close() -> None:
-            assert entry.close is not None
-            await entry.close(*args)
-
-        async_to_sync(close)()
-    else:
-        entry.close(*args)
-
-
-def _exc_info(
-    exception: BaseException | None,
-) -> tuple[type[BaseException] | None, BaseException | None, TracebackType | None]:
-    if exception is None:
-        return None, None, None
-    return type(exception), exception, exception.__traceback__
-
-
-def _log_failure(entry: Opened, error: Exception) -> None:
+def _log_failure(entry: Entry, error: Exception) -> None:
     logger.error("Closing the request resource %r failed.", entry.name, exc_info=error)
 
 
