@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from dependency_injector import providers
 from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core import checks
@@ -16,6 +17,7 @@ from lifespan_di.conf import (
     settings_problems,
 )
 from lifespan_di.exceptions import ConfigurationError
+from lifespan_di.graph import named_providers
 from lifespan_di.health import health_check_problems
 from lifespan_di.injection import unresolved_view_markers
 from lifespan_di.signals import asgi_lifespan, asgi_shutdown, asgi_startup
@@ -91,6 +93,33 @@ def check_health_checks(
     return [
         Error(problem, id="lifespan_di.E008")
         for problem in health_check_problems(container)
+    ]
+
+
+@register()
+def check_context_local_resources(
+    app_configs: Sequence[AppConfig] | None, **kwargs: Any
+) -> list[CheckMessage]:
+    """W002: ContextLocalResource providers are never closed per request."""
+    if not container_configured():
+        return []
+    try:
+        container = configured_container()
+    except ConfigurationError:
+        return []  # reported by check_settings
+    return [
+        checks.Warning(
+            f"{name!r} is a providers.ContextLocalResource: lifespan_di neither starts "
+            "it with the app nor closes it after each request, and its teardown "
+            "would not see the view's exception.",
+            hint=(
+                "Declare it as lifespan_di.providers.RequestResource(...) with the "
+                "same arguments: one instance per request, closed after the response."
+            ),
+            id="lifespan_di.W002",
+        )
+        for name, provider in named_providers(container)
+        if isinstance(provider, providers.ContextLocalResource)
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from dependency_injector import containers, providers
 from django.core.checks import run_checks
 from django.test import override_settings
 
@@ -103,6 +104,19 @@ class TestChecks:
         assert any(
             "parameter 'cache' of tests.project.broken_urls.TypoView.get" in error
             for error in errors
+        )
+
+    def test_context_local_resource_is_w002(self) -> None:
+        """A ContextLocalResource in the container is W002, pointing to RequestResource."""
+
+        class WithContextLocal(containers.DeclarativeContainer):
+            session = providers.ContextLocalResource(dict)
+
+        with override_settings(LIFESPAN_DI={"CONTAINER": WithContextLocal}):
+            found = messages()
+
+        assert (
+            "'session' is a providers.ContextLocalResource" in found["lifespan_di.W002"]
         )
 
     def test_app_with_its_own_runserver_listed_first(self) -> None:

@@ -690,3 +690,81 @@ async def test_every_view_style_gets_app_and_request_resources(
         f"commit:{label}",
         f"close:{label}",
     ]
+
+
+class TestGeneratorSemantics:
+    def test_generator_that_never_yields(self) -> None:
+        """A request resource generator that returns without yielding fails to open, as with contextmanager."""
+
+        def empty() -> Iterator[str]:
+            return
+            yield "never"
+
+        resource = RequestResource(empty)
+
+        with pytest.raises(RuntimeError, match="didn't yield"), request_scope():
+            resource()
+
+    async def test_generator_that_yields_twice(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A generator yielding a second time is closed and its teardown reported as failed."""
+        log = Log()
+
+        async def twice() -> AsyncIterator[str]:
+            try:
+                yield "first"
+                yield "second"
+            finally:
+                log.add("closed")
+
+        resource = RequestResource(twice)
+
+        with pytest.raises(RequestScopeError, match="twice"):
+            async with request_scope():
+                await resource.async_()
+
+        assert log.events == ["closed"]
+        assert "didn't stop" in caplog.text
+
+    def test_generator_may_swallow_the_exception(self) -> None:
+        """A teardown that handles the view's exception is not a failure, and the exception still leaves the block."""
+        log = Log()
+
+        def forgiving() -> Iterator[str]:
+            try:
+                yield "value"
+            except ValueError:
+                log.add("handled")
+
+        resource = RequestResource(forgiving)
+
+        def job() -> None:
+            with request_scope():
+                resource()
+                raise ValueError("order 7")
+
+        with pytest.raises(ValueError, match="order 7"):
+            job()
+
+        assert log.events == ["handled"]
+
+    async def test_coroutine_returning_an_async_context_manager(self) -> None:
+        """A coroutine function returning an async context manager is awaited, then entered and exited."""
+        log = Log()
+
+        @asynccontextmanager
+        async def client() -> AsyncIterator[str]:
+            yield "client"
+            log.add("exited")
+
+        async def build() -> Any:
+            return client()
+
+        resource = RequestResource(build)
+
+        async with request_scope():
+            value = await resource.async_()
+
+        assert value == "client"
+        assert log.events == ["exited"]

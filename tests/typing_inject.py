@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, assert_type
 
 from django.http import HttpRequest, HttpResponse
 
 from lifespan_di import Provide, inject
+from lifespan_di.providers import RequestResource
+
+
+class Session:
+    """What the request resource yields."""
+
+
+def open_session() -> Iterator[Session]:
+    yield Session()
+
+
+async def open_async_session() -> AsyncIterator[Session]:
+    yield Session()
+
+
+def request_resources() -> None:
+    assert_type(RequestResource(open_session), RequestResource[Session])
+    assert_type(RequestResource(open_async_session), RequestResource[Session])
 
 
 @inject
