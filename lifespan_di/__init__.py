@@ -4,6 +4,8 @@ from lifespan_di.conf import get_container
 from lifespan_di.engine import ContainerLifespan, container_lifespan
 from lifespan_di.handler import LifespanASGIHandler, get_asgi_application
 from lifespan_di.injection import Provide, Provider, inject
+from lifespan_di.providers import RequestResource
+from lifespan_di.scope import request_scope
 from lifespan_di.standalone import lifespan, with_lifespan
 from lifespan_di.state import State
 
@@ -12,11 +14,13 @@ __all__ = [
     "LifespanASGIHandler",
     "Provide",
     "Provider",
+    "RequestResource",
     "State",
     "container_lifespan",
     "get_asgi_application",
     "get_container",
     "inject",
     "lifespan",
+    "request_scope",
     "with_lifespan",
 ]
