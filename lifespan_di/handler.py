@@ -37,6 +37,7 @@ from lifespan_di.exceptions import (
     LifespanDIError,
     ShutdownError,
 )
+from lifespan_di.health import health_check_problems
 from lifespan_di.injection import unresolved_view_markers
 from lifespan_di.register import registered_managers
 from lifespan_di.scope import RequestScope, current_scope, enter_scope, exit_scope
@@ -214,7 +215,14 @@ class LifespanASGIHandler(ASGIHandler):
                 raise InjectionError(" ".join(problems))
         # A project may only use the asgi_startup / asgi_shutdown signals.
         signals_only = asgi_startup.has_listeners() or asgi_shutdown.has_listeners()
-        return configured_lifespan(self.container, managers, required=not signals_only)
+        lifespan = configured_lifespan(
+            self.container, managers, required=not signals_only
+        )
+        # A readiness probe must not be the first to find a broken HEALTH_CHECKS.
+        problems = health_check_problems(lifespan.container)
+        if problems:
+            raise ConfigurationError(" ".join(problems))
+        return lifespan
 
 
 def get_asgi_application(

@@ -348,11 +348,17 @@ class TestChecks:
         }
         assert calls == 1
 
+    async def test_invalid_checks_fail_the_startup(self) -> None:
+        """A HEALTH_CHECKS naming no resource fails the lifespan startup, naming it, before any resource starts."""
+        with pytest.raises(ConfigurationError, match="'dbb'"):
+            async with serving(hc.Broken()):
+                pass
+
     async def test_invalid_checks_fail_the_request_loudly(self) -> None:
-        """A HEALTH_CHECKS naming no resource raises ConfigurationError instead of answering."""
-        async with serving(hc.Broken()) as client:
+        """Reached without the handler's startup, a HEALTH_CHECKS naming no resource raises ConfigurationError instead of answering."""
+        async with container_lifespan(hc.Broken()):
             with pytest.raises(ConfigurationError, match="'dbb'"):
-                await client.get(READY)
+                await ready(AsyncRequestFactory().get(READY))
 
 
 class TestLogging:
