@@ -349,7 +349,7 @@ class TestChecks:
         assert calls == 1
 
     async def test_invalid_checks_fail_the_startup(self) -> None:
-        """A HEALTH_CHECKS naming no resource fails the lifespan startup, naming it, before any resource starts."""
+        """A HEALTH_CHECKS naming no resource fails the lifespan startup with a message naming it."""
         with pytest.raises(ConfigurationError, match="'dbb'"):
             async with serving(hc.Broken()):
                 pass
