@@ -15,7 +15,16 @@ from typing import Any, Literal
 
 from asgiref.sync import async_to_sync
 
-__all__ = ["Entry", "Kind", "aclose_entry", "aopen", "close_entry", "open_sync"]
+__all__ = [
+    "Entry",
+    "Kind",
+    "aclose_entry",
+    "aopen",
+    "close_entry",
+    "first",
+    "open_sync",
+    "stop",
+]
 
 Kind = Literal[
     "generator", "async generator", "context manager", "async context manager"
@@ -81,7 +90,7 @@ class Entry:
 def open_sync(result: Any, kind: Kind | None) -> Opening:
     """Open a sync form: ``result`` is what the provider's callable returned."""
     if kind == "generator":
-        return _first(result), kind, result
+        return first(result), kind, result
     if hasattr(result, "__enter__") and hasattr(result, "__exit__"):
         return result.__enter__(), "context manager", result.__exit__
     return result, None, None
@@ -112,7 +121,7 @@ async def aopen(result: Any, kind: Kind | None) -> Opening:
 def close_entry(entry: Entry, exception: BaseException | None) -> None:
     """Close ``entry`` from sync code; an async form runs on the event loop."""
     if entry.kind == "generator":
-        _stop(entry.handle, exception)
+        stop(entry.handle, exception)
     elif entry.kind == "context manager":
         entry.handle(*_exc_info(exception))
     else:
@@ -129,14 +138,15 @@ async def aclose_entry(entry: Entry, exception: BaseException | None) -> None:
         close_entry(entry, exception)
 
 
-def _first(generator: Generator[Any, None, None]) -> Any:
+def first(generator: Generator[Any, None, None]) -> Any:
+    """Run a resource generator up to its ``yield``; return what it yielded."""
     try:
         return next(generator)
     except StopIteration:
         raise RuntimeError(_DID_NOT_YIELD) from None
 
 
-def _stop(
+def stop(
     generator: Generator[Any, None, None], exception: BaseException | None
 ) -> None:
     """Resume after the ``yield``, or raise ``exception`` there (as contextmanager)."""

@@ -12,7 +12,7 @@ import functools
 import inspect
 import sys
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Annotated, Any, TypeVar, cast, get_args, get_origin
 
 from asgiref.sync import iscoroutinefunction
@@ -64,9 +64,12 @@ class _Scoped:
     def __init__(self, resources: tuple[RequestResource[Any], ...]) -> None:
         self.resources = resources
 
-    async def resolve(self, provider: providers.Provider[Any]) -> Any:
+    def resolve(self, provider: providers.Provider[Any]) -> Awaitable[Any]:
         if provider is self.resources[0] and len(self.resources) == 1:
-            return await provider.async_()
+            return provider.async_()  # the common case: one frame less per request
+        return self._resolve(provider)
+
+    async def _resolve(self, provider: providers.Provider[Any]) -> Any:
         for resource in self.resources:
             await resource.async_()
         return provider()

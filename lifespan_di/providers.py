@@ -17,11 +17,11 @@ from typing import Any, TypeVar, overload
 from asgiref.sync import async_to_sync, sync_to_async
 from dependency_injector import providers, resources
 
-from lifespan_di.entries import Entry, Kind, aopen, open_sync
+from lifespan_di.entries import Entry, Kind, Opening, aopen, first, open_sync
 from lifespan_di.exceptions import RequestScopeError
 from lifespan_di.graph import named_providers
 from lifespan_di.runtime import RUNTIME
-from lifespan_di.scope import RequestScope, current_scope, running_loop
+from lifespan_di.scope import CURRENT, RequestScope, current_scope, running_loop
 
 __all__ = ["RequestResource"]
 
@@ -167,17 +167,20 @@ class RequestResource(providers.Provider[T]):
             if inspect.isawaitable(result):
                 result = await result
             return result  # type: ignore[no-any-return]
-        scope = _scope_or_raise(self)
-        entry = scope.get(self)
-        if entry is not None and entry.done:
-            return _value(entry)  # type: ignore[no-any-return]
+        scope = CURRENT.get() or _scope_or_raise(self)
         entry, create = scope.claim(self, self._name or self.name)
         if not create:
+            if entry.done:
+                return _value(entry)  # type: ignore[no-any-return]
             return await _await(entry)  # type: ignore[no-any-return]
         try:
             for dependency in self._dependencies or self.dependencies:
                 await dependency.async_()
-            opening = await aopen(self._maker(), self._kind)
+            if self._kind == "generator":  # no coroutine needed: the common case
+                generator = self._maker()
+                opening: Opening = (first(generator), "generator", generator)
+            else:
+                opening = await aopen(self._maker(), self._kind)
         except BaseException as error:
             scope.failed(self, entry, error)
             raise

@@ -21,7 +21,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.http import HttpResponseBase, StreamingHttpResponse
 
-from lifespan_di.entries import Entry, Opening, aclose_entry, close_entry
+from lifespan_di.entries import Entry, Opening, aclose_entry, close_entry, stop
 from lifespan_di.exceptions import RequestScopeError
 
 __all__ = ["RequestScope", "current_scope", "request_scope"]
@@ -119,7 +119,7 @@ class RequestScope:
         find no request.
         """
         context = contextvars.copy_context()
-        context.run(_CURRENT.set, self)
+        context.run(CURRENT.set, self)
         content = response.streaming_content
         if response.is_async:
             response.streaming_content = _bound_async(content, context)  # type: ignore[arg-type]
@@ -141,6 +141,8 @@ class RequestScope:
                         await sync_to_async(close_entry, thread_sensitive=True)(
                             entry, exception
                         )
+                    elif entry.kind == "generator":  # the common case, no coroutine
+                        stop(entry.handle, exception)
                     else:
                         await aclose_entry(entry, exception)
                 except Exception as error:
@@ -214,25 +216,26 @@ def _log_failure(entry: Entry, error: Exception) -> None:
     logger.error("Closing the request resource %r failed.", entry.name, exc_info=error)
 
 
-_CURRENT: ContextVar[RequestScope | None] = ContextVar(
+CURRENT: ContextVar[RequestScope | None] = ContextVar(
     "lifespan_di_request_scope", default=None
 )
+"""The request scope of the running request; ``current_scope()`` reads it too."""
 
 
 def current_scope() -> RequestScope | None:
     """Return the request scope of the running request, or None outside requests."""
-    return _CURRENT.get()
+    return CURRENT.get()
 
 
 def enter_scope() -> tuple[RequestScope, Token[RequestScope | None]]:
     """Open a new request scope in the current context."""
     scope = RequestScope()
-    return scope, _CURRENT.set(scope)
+    return scope, CURRENT.set(scope)
 
 
 def exit_scope(token: Token[RequestScope | None]) -> None:
     """Restore the scope that was current before ``enter_scope``."""
-    _CURRENT.reset(token)
+    CURRENT.reset(token)
 
 
 class request_scope:  # used like a function: `with request_scope():`
