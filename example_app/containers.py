@@ -1,45 +1,75 @@
-"""The example's container: one HTTP client per process, and a service using it."""
+"""The example's container: every kind of resource a Django project tends to need."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar
 
 import httpx
 from dependency_injector import containers, providers
+from django.conf import settings
+
+from example_app.database import Favourites, open_database, ping_database, unit_of_work
+from example_app.metrics import Metrics, create_metrics
+from example_app.upstream import QuotesApi
+from lifespan_di import RequestResource
 
 
+# --8<-- [start:http_client]
 @asynccontextmanager
-async def http_client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0) as client:
+async def create_http_client(
+    base_url: str,
+    metrics: Metrics,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Async, and started after ``metrics``, which its response hook counts into."""
+
+    async def count(response: httpx.Response) -> None:
+        metrics.increment(f"upstream {response.status_code}")
+
+    async with httpx.AsyncClient(
+        base_url=base_url,
+        transport=transport,
+        timeout=5.0,
+        event_hooks={"response": [count]},
+    ) as client:
         yield client
 
 
-class Clock:
-    """A sync resource: remembers when the process started serving."""
-
-    def __init__(self) -> None:
-        self.started_at = datetime.now(UTC)
+# --8<-- [end:http_client]
 
 
-@contextmanager
-def clock() -> Iterator[Clock]:
-    yield Clock()
+def setting(name: str) -> Any:
+    """A Django setting, read when a provider is called: override_settings works."""
+    return getattr(settings, name)
 
 
-class Greeter:
-    """A service built by a Factory from the app-wide client."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
-
-    async def fetch_status(self, url: str) -> int:
-        response = await self.client.get(url)
-        return response.status_code
-
-
+# --8<-- [start:container]
 class Container(containers.DeclarativeContainer):
-    httpx_client = providers.Resource(http_client)
-    clock = providers.Resource(clock)
-    greeter = providers.Factory(Greeter, client=httpx_client)
+    # Run by lifespan_di.urls' ready/ on each readiness probe.
+    HEALTH_CHECKS: ClassVar[dict[str, Any]] = {"database": ping_database}
+
+    # App-scoped: started at lifespan.startup, closed at lifespan.shutdown.
+    metrics = providers.Resource(create_metrics)
+    # None: the network. Tests replace it with httpx.MockTransport.
+    upstream_transport = providers.Object[httpx.AsyncBaseTransport | None](None)
+    http_client = providers.Resource(
+        create_http_client,
+        base_url=providers.Callable(setting, "EXAMPLE_UPSTREAM_URL"),
+        metrics=metrics,
+        transport=upstream_transport,
+    )
+    database = providers.Resource(
+        open_database, path=providers.Callable(setting, "EXAMPLE_DATABASE")
+    )
+
+    # Request-scoped: one transaction per request, closed after the response.
+    uow = RequestResource(unit_of_work, database=database)
+
+    # Services, built from the resources on each use.
+    quotes = providers.Factory(QuotesApi, client=http_client)
+    favourites = providers.Factory(Favourites, uow=uow)
+
+
+# --8<-- [end:container]

@@ -1,26 +1,40 @@
-"""Settings of the example project: no database, one container, lifespan on."""
+"""Settings of the example project: one container, lifespan on, SQLite on disk."""
 
+import os
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
 SECRET_KEY = "example-only-not-secret"
 DEBUG = True
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+# --8<-- [start:settings]
 INSTALLED_APPS = ["lifespan_di"]
 MIDDLEWARE = ["lifespan_di.middleware.LifespanStateMiddleware"]
-ROOT_URLCONF = "example_app.urls"
-DATABASES: dict[str, dict[str, str]] = {}
-USE_TZ = True
-
 LIFESPAN_DI = {
     "CONTAINER": "example_app.containers.Container",
     "STARTUP_TIMEOUT": 10.0,
     "SHUTDOWN_TIMEOUT": 10.0,
 }
+# --8<-- [end:settings]
+ROOT_URLCONF = "example_app.urls"
+# The example's data lives in its own SQLite file, through the `database` resource:
+# Django's ORM is not used.
+DATABASES: dict[str, dict[str, str]] = {}
+USE_TZ = True
+
+# Where the example keeps its favourites, and where its HTTP client finds the
+# upstream service (this same server, under /upstream/, unless you point it elsewhere).
+EXAMPLE_DATABASE = os.environ.get("EXAMPLE_DATABASE", str(BASE_DIR / "example.sqlite3"))
+EXAMPLE_UPSTREAM_URL = os.environ.get(
+    "EXAMPLE_UPSTREAM_URL", "http://127.0.0.1:8000/upstream/"
+)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"lifespan_di": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {
+        "lifespan_di": {"handlers": ["console"], "level": "INFO"},
+        "example_app": {"handlers": ["console"], "level": "INFO"},
+    },
 }

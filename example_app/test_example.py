@@ -1,54 +1,168 @@
-"""The example project's own tests: its views, with the lifespan running in the test."""
+"""The example project's tests: its views, with the real lifespan around each test."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import logging
 from typing import Any
 
-import httpx
 import pytest
-from dependency_injector import providers
-from django.test import AsyncClient, override_settings
 
-from example_app.containers import Container
-from lifespan_di import container_lifespan
-
-pytestmark = pytest.mark.urls("example_app.urls")
+from example_app.upstream import find_quote
+from lifespan_di.exceptions import StartupError
+from lifespan_di.testing import LifespanAsyncClient, LifespanClient
 
 
-@asynccontextmanager
-async def fake_upstream() -> AsyncIterator[httpx.AsyncClient]:
-    def respond(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(204)
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(respond)) as client:
-        yield client
-
-
-@pytest.fixture
-async def container() -> AsyncIterator[Any]:
-    """The example container, its HTTP client answered locally, running for the test."""
-    instance = Container()
-    with (
-        override_settings(LIFESPAN_DI={"CONTAINER": instance}),
-        instance.httpx_client.override(providers.Resource(fake_upstream)),
-    ):
-        async with container_lifespan(instance):
-            yield instance
-
-
-async def test_fetch_uses_the_shared_client(container: Any) -> None:
-    """The async view gets the app-wide client, and the greeter is built from it."""
-    response = await AsyncClient().get("/fetch/")
+# --8<-- [start:async_test]
+async def test_quote_comes_from_the_upstream(
+    async_lifespan_client: LifespanAsyncClient,
+) -> None:
+    """The async view answers with the upstream's quote, through the shared client."""
+    response = await async_lifespan_client.get("/quotes/1/")
 
     assert response.status_code == 200
-    assert response.json() == {"upstream_status": 204, "shared_client": True}
+    assert response.json() == find_quote(1)
 
 
-async def test_status_reads_request_state(container: Any) -> None:
-    """The sync view reads the same resources from request.state."""
-    response = await AsyncClient().get("/status/")
+# --8<-- [end:async_test]
+
+
+async def test_a_quote_missing_upstream_is_404(
+    async_lifespan_client: LifespanAsyncClient,
+) -> None:
+    """A quote the upstream does not have is a 404 with a JSON error."""
+    response = await async_lifespan_client.get("/quotes/99/")
+
+    assert response.status_code == 404
+    assert response.json() == {"error": "The upstream has no quote 99."}
+
+
+# --8<-- [start:sync_test]
+def test_stats_counts_views_and_upstream_answers(
+    lifespan_client: LifespanClient,
+) -> None:
+    """The sync view shows what the async view and the client's hook counted."""
+    lifespan_client.get("/quotes/1/")
+    lifespan_client.get("/quotes/99/")
+
+    response = lifespan_client.get("/stats/")
+
+    assert response.json() == {"quote views": 2, "upstream 200": 1, "upstream 404": 1}
+
+
+# --8<-- [end:sync_test]
+
+
+class TestFavourites:
+    async def test_saved_quotes_are_listed(
+        self, async_lifespan_client: LifespanAsyncClient
+    ) -> None:
+        """Quotes posted to the class-based view are committed and listed afterwards."""
+        saved = await async_lifespan_client.post("/favourites/", {"number": [2, 1]})
+
+        response = await async_lifespan_client.get("/favourites/")
+
+        assert saved.status_code == 201
+        assert response.json() == {"favourites": [find_quote(1), find_quote(2)]}
+
+    # --8<-- [start:rollback_test]
+    async def test_a_failed_save_rolls_back(
+        self, async_lifespan_client: LifespanAsyncClient
+    ) -> None:
+        """When one posted quote is missing upstream, none of the others is saved."""
+        failed = await async_lifespan_client.post("/favourites/", {"number": [1, 99]})
+
+        response = await async_lifespan_client.get("/favourites/")
+
+        assert failed.status_code == 404
+        assert response.json() == {"favourites": []}
+
+    # --8<-- [end:rollback_test]
+
+    async def test_a_post_without_numbers_is_400(
+        self, async_lifespan_client: LifespanAsyncClient
+    ) -> None:
+        """A post with no number, or one that is not an integer, is refused."""
+        empty = await async_lifespan_client.post("/favourites/", {})
+        wrong = await async_lifespan_client.post("/favourites/", {"number": "one"})
+
+        assert (empty.status_code, wrong.status_code) == (400, 400)
+
+    async def test_they_outlive_a_restart(self) -> None:
+        """The next lifespan reopens the same SQLite file and finds what was saved."""
+        async with LifespanAsyncClient() as client:
+            await client.post("/favourites/", {"number": 3})
+
+        async with LifespanAsyncClient() as client:
+            response = await client.get("/favourites/")
+
+        assert response.json() == {"favourites": [find_quote(3)]}
+
+
+async def test_status_reads_request_state(
+    async_lifespan_client: LifespanAsyncClient,
+) -> None:
+    """The view without inject finds the app-scoped resources on request.state."""
+    response = await async_lifespan_client.get("/status/")
+
+    assert response.json() == {
+        "resources": ["database", "http_client", "metrics"],
+        "http_client_open": True,
+        "counted": {},
+    }
+
+
+async def test_lifespan_page_lists_each_resource(
+    async_lifespan_client: LifespanAsyncClient,
+) -> None:
+    """The lifespan page shows each resource started, and what it started after."""
+    response = await async_lifespan_client.get("/lifespan/")
+
+    body = response.json()
+    assert body["lifespan"] == "running"
+    assert {name: entry["depends_on"] for name, entry in body["resources"].items()} == {
+        "Container.metrics": [],
+        "Container.http_client": ["Container.metrics"],
+        "Container.database": [],
+    }
+    assert {entry["status"] for entry in body["resources"].values()} == {"started"}
+    assert all(entry["started_in_ms"] >= 0 for entry in body["resources"].values())
+
+
+async def test_ready_checks_the_database(
+    async_lifespan_client: LifespanAsyncClient,
+) -> None:
+    """Readiness is 200 once the database answers its check."""
+    response = await async_lifespan_client.get("/health/ready/")
 
     assert response.status_code == 200
-    assert response.json()["client_open"] is True
+    assert response.json()["resources"]["database"]["status"] == "ok"
+
+
+# --8<-- [start:startup_failure_test]
+async def test_a_database_that_cannot_open_stops_the_startup(
+    example_settings: Any,
+) -> None:
+    """A database file in a missing folder fails the startup, naming the resource."""
+    example_settings.EXAMPLE_DATABASE = "/nonexistent/folder/example.sqlite3"
+
+    with pytest.raises(StartupError) as raised:
+        async with LifespanAsyncClient():
+            pass
+
+    assert raised.value.resource == "Container.database"
+    assert "unable to open database file" in str(raised.value)
+
+
+# --8<-- [end:startup_failure_test]
+
+
+def test_shutdown_logs_the_counters(caplog: pytest.LogCaptureFixture) -> None:
+    """Closing the sync metrics resource logs what this process counted."""
+    caplog.set_level(logging.INFO, logger="example_app")
+
+    with LifespanClient() as client:
+        client.get("/quotes/2/")
+
+    assert "Counted in this process: {'quote views': 1, 'upstream 200': 1}" in (
+        caplog.text
+    )

@@ -1,8 +1,15 @@
-from django.urls import path
+from django.urls import include, path
 
-from example_app import views
+from example_app import upstream, views
 
 urlpatterns = [
-    path("fetch/", views.fetch),
+    path("", views.index),
+    path("quotes/<int:number>/", views.quote),
+    path("favourites/", views.FavouritesView.as_view()),
+    path("stats/", views.stats),
     path("status/", views.status),
+    path("lifespan/", views.lifespan_report),
+    path("health/", include("lifespan_di.urls")),
+    # The upstream service, served here so that the example runs offline.
+    path("upstream/quotes/<int:number>/", upstream.upstream_quote),
 ]
