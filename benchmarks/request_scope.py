@@ -2,7 +2,7 @@
 
 Run it from the repository root, pinned to one CPU on a shared machine::
 
-    taskset -c 1 python benchmarks/request_scope.py               # the full run
+    taskset -c 1 python benchmarks/request_scope.py               # 15 rounds, full batches
     python benchmarks/request_scope.py --rounds 3 --scale 0.1      # smoke run
     taskset -c 1 python benchmarks/request_scope.py --check       # exit 1 on a FAIL
 
@@ -32,9 +32,9 @@ Two measurements:
    figures is far larger than the difference measured in 1; they show that the
    difference disappears in a request's cost.
 
-Variants run one batch each per round in a rotating order, with the garbage
-collector off; "added" is the median over the rounds of (batch - the same round's
-by-hand batch).
+Within a round the variants alternate every 50 calls (in a rotating order), with the
+garbage collector off; a round's figure is its mean per call, and "added" is the
+median over the rounds of (the variant's figure - the same round's by-hand figure).
 
 Target: at most 5 µs added per request that uses one request resource (measurement
 1, async views; the sync pair is reported: its teardown makes one more hop to the
@@ -263,17 +263,27 @@ def request_calls(app: LifespanASGIHandler, path: str, state: dict[str, Any]) ->
 # --- Measuring and reporting ----------------------------------------------------------
 
 
+CHUNK = 50
+"""Calls per variant in a row: variants alternate every CHUNK calls within a round, so
+that the other processes of a shared machine slow all of them alike."""
+
+
 async def measure(batches: dict[str, Batch], rounds: int, size: int) -> Samples:
     for batch in batches.values():  # warm-up
         await batch(max(size // 10, 10))
     samples: Samples = {name: [] for name in batches}
     names = list(batches)
+    chunks = max(size // CHUNK, 1)
     gc.disable()
     try:
-        for round_ in range(rounds):
-            shift = round_ % len(names)
-            for name in [*names[shift:], *names[:shift]]:
-                samples[name].append(await batches[name](size))
+        for _ in range(rounds):
+            totals = dict.fromkeys(names, 0.0)
+            for chunk in range(chunks):
+                shift = chunk % len(names)
+                for name in [*names[shift:], *names[:shift]]:
+                    totals[name] += await batches[name](CHUNK)
+            for name in names:
+                samples[name].append(totals[name] / chunks)
     finally:
         gc.enable()
     return samples
