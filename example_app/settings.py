@@ -8,7 +8,7 @@ SECRET_KEY = "example-only-not-secret"
 DEBUG = True
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 # --8<-- [start:settings]
-INSTALLED_APPS = ["lifespan_di"]
+INSTALLED_APPS = ["lifespan_di", "example_app"]
 MIDDLEWARE = ["lifespan_di.middleware.LifespanStateMiddleware"]
 LIFESPAN_DI = {
     "CONTAINER": "example_app.containers.Container",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 
+from example_app.management.commands.favourites import Command
 from example_app.upstream import find_quote
 from lifespan_di.exceptions import StartupError
 from lifespan_di.testing import LifespanAsyncClient, LifespanClient
@@ -166,3 +169,17 @@ def test_shutdown_logs_the_counters(caplog: pytest.LogCaptureFixture) -> None:
     assert "Counted in this process: {'quote views': 1, 'upstream 200': 1}" in (
         caplog.text
     )
+
+
+def test_the_command_lists_saved_quotes() -> None:
+    """The management command reads the database with its own lifespan and scope."""
+    with LifespanClient() as client:
+        client.post("/favourites/", {"number": [1, 3]})
+    out = io.StringIO()
+
+    call_command(Command(), stdout=out)
+
+    assert out.getvalue().splitlines() == [
+        "1. Simple is better than complex.",
+        "3. Now is better than never.",
+    ]
