@@ -113,6 +113,7 @@ class TestOrder:
     async def test_nested_container_dependencies(self, recorder: Recorder) -> None:
         """A resource depending on a nested container's resource starts after it."""
 
+        # --8<-- [start:nested]
         class Infra(containers.DeclarativeContainer):
             cache = providers.Resource(recorder.async_resource("cache", delay=0.02))
 
@@ -120,6 +121,8 @@ class TestOrder:
             infra = providers.Container(Infra)
             service = providers.Factory(dict, cache=infra.cache)
             api = providers.Resource(recorder.async_resource("api"), service=service)
+
+        # --8<-- [end:nested]
 
         async with container_lifespan(App()) as state:
             assert state["infra.cache"].name == "cache"
@@ -129,6 +132,7 @@ class TestOrder:
     async def test_configuration_dependency(self, recorder: Recorder) -> None:
         """Configuration values reach resources, and a Callable chain still orders them."""
 
+        # --8<-- [start:configuration]
         class Configured(containers.DeclarativeContainer):
             config = providers.Configuration()
             db = providers.Resource(
@@ -139,6 +143,7 @@ class TestOrder:
 
         container = Configured()
         container.config.from_dict({"url": "sqlite://"})
+        # --8<-- [end:configuration]
 
         async with container_lifespan(container) as state:
             assert state["db"].deps == {"url": "sqlite://"}
@@ -169,6 +174,7 @@ class TestResourceForms:
         """Functions, generators, async generators, context managers and Resource classes start and stop."""
         log: list[str] = []
 
+        # --8<-- [start:forms]
         def function() -> str:
             log.append("start:function")
             return "function"
@@ -224,6 +230,8 @@ class TestResourceForms:
             async_cm_ = providers.Resource(async_cm)
             sync_class = providers.Resource(SyncResource)
             async_class = providers.Resource(AsyncResource)
+
+        # --8<-- [end:forms]
 
         async with container_lifespan(Forms()) as state:
             values = {

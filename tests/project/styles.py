@@ -57,12 +57,16 @@ class ClientViewSet(viewsets.ViewSet):
         return Response({"id": id(counter)})
 
 
+# --8<-- [start:drf]
 @api_view(["GET"])
 @inject
 def api_view_outside(
     request: Request, counter: Counter = Provide[Container.counter]
 ) -> Response:
     return Response({"id": id(counter)})
+
+
+# --8<-- [end:drf]
 
 
 @inject
@@ -84,6 +88,7 @@ def ninja_sync(
     return {"id": id(counter), "name": name}
 
 
+# --8<-- [start:ninja]
 @api.get("/async")
 @inject
 async def ninja_async(
@@ -92,3 +97,6 @@ async def ninja_async(
     client: Annotated[httpx.AsyncClient, Provide[Container.httpx_client]],
 ) -> dict[str, Any]:
     return {"id": id(client), "name": name}
+
+
+# --8<-- [end:ninja]
