@@ -2,7 +2,7 @@
 
 Run it from the repository root, pinned to one CPU on a shared machine::
 
-    taskset -c 1 python benchmarks/request_scope.py               # 15 rounds, full batches
+    taskset -c 1 python benchmarks/request_scope.py                # 15 full rounds
     python benchmarks/request_scope.py --rounds 3 --scale 0.1      # smoke run
     taskset -c 1 python benchmarks/request_scope.py --check       # exit 1 on a FAIL
 
