@@ -40,9 +40,13 @@ async def create_http_client(
 # --8<-- [end:http_client]
 
 
+# --8<-- [start:setting]
 def setting(name: str) -> Any:
     """A Django setting, read when a provider is called: override_settings works."""
     return getattr(settings, name)
+
+
+# --8<-- [end:setting]
 
 
 # --8<-- [start:container]
@@ -54,12 +58,14 @@ class Container(containers.DeclarativeContainer):
     metrics = providers.Resource(create_metrics)
     # None: the network. Tests replace it with httpx.MockTransport.
     upstream_transport = providers.Object[httpx.AsyncBaseTransport | None](None)
+    # --8<-- [start:declare]
     http_client = providers.Resource(
         create_http_client,
         base_url=providers.Callable(setting, "EXAMPLE_UPSTREAM_URL"),
         metrics=metrics,
         transport=upstream_transport,
     )
+    # --8<-- [end:declare]
     database = providers.Resource(
         open_database, path=providers.Callable(setting, "EXAMPLE_DATABASE")
     )

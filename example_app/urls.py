@@ -9,7 +9,9 @@ urlpatterns = [
     path("stats/", views.stats),
     path("status/", views.status),
     path("lifespan/", views.lifespan_report),
+    # --8<-- [start:health]
     path("health/", include("lifespan_di.urls")),
+    # --8<-- [end:health]
     # The upstream service, served here so that the example runs offline.
     path("upstream/quotes/<int:number>/", upstream.upstream_quote),
 ]
