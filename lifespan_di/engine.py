@@ -562,10 +562,12 @@ def container_lifespan(
     ``startup_timeout`` bounds the whole startup; ``shutdown_timeout`` bounds each
     resource's teardown. ``None`` means no bound.
 
-    Example::
+    Example:
 
-        async with container_lifespan(Container()) as state:
-            client = state["httpx_client"]
+    ```python
+    async with container_lifespan(Container()) as state:
+        client = state["httpx_client"]
+    ```
     """
     return ContainerLifespan(
         container, startup_timeout=startup_timeout, shutdown_timeout=shutdown_timeout

@@ -56,7 +56,7 @@ class LifespanASGIHandler(ASGIHandler):
     lifespan scope's ``state`` and records it for the process; on
     ``lifespan.shutdown`` it shuts them down in reverse dependency order. Failures
     are reported with ``lifespan.startup.failed`` / ``lifespan.shutdown.failed``:
-    raising would make servers serve on without resources (FACTS.md §1).
+    raising would make servers serve on without resources (see the Deploying page).
 
     Args:
         container: The container to run instead of ``LIFESPAN_DI['CONTAINER']``.
@@ -161,7 +161,7 @@ class LifespanASGIHandler(ASGIHandler):
 
         Exceptions raised by the server's ``send()`` or ``receive()`` propagate (after
         the started resources are shut down): hypercorn stops only if the
-        ``LifespanFailureError`` its ``send()`` raises reaches it (FACTS.md §1).
+        ``LifespanFailureError`` its ``send()`` raises reaches it.
         """
         message = await receive()
         if message["type"] != "lifespan.startup":
@@ -230,10 +230,12 @@ def get_asgi_application(
 ) -> LifespanASGIHandler:
     """Set up Django and return the ASGI application, as Django's own function does.
 
-    Use it in ``asgi.py`` instead of ``django.core.asgi.get_asgi_application``::
+    Use it in ``asgi.py`` instead of ``django.core.asgi.get_asgi_application``:
 
-        from lifespan_di import get_asgi_application
-        application = get_asgi_application()
+    ```python
+    from lifespan_di import get_asgi_application
+    application = get_asgi_application()
+    ```
 
     Args:
         container: Run this container instead of ``LIFESPAN_DI['CONTAINER']``;

@@ -34,11 +34,13 @@ class RequestResource(providers.Provider[T]):
     Declare it like ``providers.Resource``, in any form ``Resource`` accepts (a
     generator or async generator function, a sync or async context manager, a
     ``resources.Resource`` subclass, a function), depending freely on app-scoped
-    resources::
+    resources:
 
-        class Container(containers.DeclarativeContainer):
-            pool = providers.Resource(create_pool)
-            session = RequestResource(open_session, pool=pool)
+    ```python
+    class Container(containers.DeclarativeContainer):
+        pool = providers.Resource(create_pool)
+        session = RequestResource(open_session, pool=pool)
+    ```
 
     The instance is created on first use within a request (``inject``,
     ``request.state``, or calling the provider) and shared by every use in that

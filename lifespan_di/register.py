@@ -27,14 +27,16 @@ class _ManagerReceiver:
 def register_lifespan_manager(*, context_manager: ManagerFactory) -> None:
     """Run ``context_manager`` for every lifespan; what it yields joins the state.
 
-    Call it from ``AppConfig.ready()``::
+    Call it from ``AppConfig.ready()``:
 
-        @asynccontextmanager
-        async def httpx_lifespan_manager():
-            async with httpx.AsyncClient() as client:
-                yield {"httpx_client": client}
+    ```python
+    @asynccontextmanager
+    async def httpx_lifespan_manager():
+        async with httpx.AsyncClient() as client:
+            yield {"httpx_client": client}
 
-        register_lifespan_manager(context_manager=httpx_lifespan_manager)
+    register_lifespan_manager(context_manager=httpx_lifespan_manager)
+    ```
 
     Registering the same manager twice, or two sources publishing the same state
     key, fails the startup naming both.

@@ -243,10 +243,12 @@ class request_scope:  # used like a function: `with request_scope():`
 
     Request resources used inside the block are created on first use and closed when
     it ends, newest first; each teardown receives the exception leaving the block.
-    Works as ``with`` and ``async with``::
+    Works as ``with`` and ``async with``:
 
-        with request_scope():
-            handle_order(order_id)   # an @inject function using a RequestResource
+    ```python
+    with request_scope():
+        handle_order(order_id)   # an @inject function using a RequestResource
+    ```
 
     Raises:
         RequestScopeError: On exit, if a teardown raised while no exception was

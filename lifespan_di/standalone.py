@@ -151,16 +151,20 @@ def lifespan(container: containers.Container | None = None) -> Lifespan:
     ``get_container()`` and ``request.state`` use it. If the container's lifespan is
     already running in this process, the block uses it and leaves it running.
 
-    Async code::
+    Async code:
 
-        async with lifespan() as state:
-            client = state.httpx_client
+    ```python
+    async with lifespan() as state:
+        client = state.httpx_client
+    ```
 
     Sync code gets resolved values; the resources live on a private event loop
-    thread, on which ``run()`` executes coroutines::
+    thread, on which ``run()`` executes coroutines:
 
-        with lifespan() as state:
-            counter = state["counter"]
+    ```python
+    with lifespan() as state:
+        counter = state["counter"]
+    ```
 
     Args:
         container: The container to run; by default ``get_container()``'s.
@@ -176,12 +180,14 @@ def with_lifespan(fn: Callable[P, R]) -> Callable[P, R]:
     """Run ``fn`` inside ``lifespan()``, so injected code works in it.
 
     Decorate a management command's ``handle()``, a Celery task body or a script's
-    ``main()``; sync and async functions are both supported::
+    ``main()``; sync and async functions are both supported:
 
-        class Command(BaseCommand):
-            @with_lifespan
-            def handle(self, *args, **options):
-                sync_report()  # an @inject function
+    ```python
+    class Command(BaseCommand):
+        @with_lifespan
+        def handle(self, *args, **options):
+            sync_report()  # an @inject function
+    ```
     """
     if iscoroutinefunction(fn):
 

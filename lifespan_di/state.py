@@ -17,12 +17,14 @@ _WHOLE_STATE = "request.state"
 class State(MutableMapping[str, Any]):
     """A request's own copy of the lifespan state.
 
-    Read a started resource by its provider name, as an item or an attribute::
+    Read a started resource by its provider name, as an item or an attribute:
 
-        request.state["httpx_client"]
-        request.state.httpx_client
-        request.state["infra.cache"]    # a resource of a nested container
-        request.state.infra.cache
+    ```python
+    request.state["httpx_client"]
+    request.state.httpx_client
+    request.state["infra.cache"]    # a resource of a nested container
+    request.state.infra.cache
+    ```
 
     A ``RequestResource`` of the container is read the same way: it is opened on
     first read and closed when the request is over. An asynchronous one needs

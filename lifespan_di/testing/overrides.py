@@ -41,10 +41,12 @@ def override(provider: providers.Provider[Any], fake: object) -> Override:
     see the fake: Singletons that depend on it are replaced by fresh ones, and the
     running lifespan's state holds the fake's value. Everything is restored after.
 
-    Use it as ``with`` / ``async with``, or decorate a sync or async function::
+    Use it as ``with`` / ``async with``, or decorate a sync or async function:
 
-        with override(Container.httpx_client, fake_client):
-            response = client.get("/fetch/")
+    ```python
+    with override(Container.httpx_client, fake_client):
+        response = client.get("/fetch/")
+    ```
 
     Raises:
         ConfigurationError: ``fake`` is a ``providers.Resource``: nothing would
