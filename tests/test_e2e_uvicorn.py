@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -12,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,14 +32,22 @@ CLEAN_SHUTDOWN = "Application shutdown complete."
 class Server:
     """One uvicorn process serving ``tests.project.asgi:application``."""
 
-    def __init__(self, tmp_path: Path, *, fail: str | None = None) -> None:
-        name = f"server-{fail or 'ok'}"
+    def __init__(
+        self,
+        tmp_path: Path,
+        *,
+        fail: str | None = None,
+        app: str = "tests.project.asgi:application",
+        settings: str = "tests.project.settings",
+        lifespan: str = "on",
+    ) -> None:
+        name = f"server-{fail or 'ok'}-{settings.rsplit('.', 1)[-1]}"
         self.record_path = tmp_path / f"{name}.record"
         self.stdout_path = tmp_path / f"{name}.stdout"
         self.stderr_path = tmp_path / f"{name}.stderr"
         env = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.project.settings",
+            "DJANGO_SETTINGS_MODULE": settings,
             "PYTHONPATH": str(REPO_ROOT),
             "PYTHONUNBUFFERED": "1",
             "LIFESPAN_DI_TEST_RECORD": str(self.record_path),
@@ -61,11 +71,11 @@ class Server:
                     sys.executable,
                     "-m",
                     "uvicorn",
-                    "tests.project.asgi:application",
+                    app,
                     "--fd",
                     str(fd),
                     "--lifespan",
-                    "on",
+                    lifespan,
                     "--no-access-log",
                 ],
                 cwd=REPO_ROOT,
@@ -135,8 +145,8 @@ def launch(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Start uvicorn processes on demand; every one is stopped at teardown."""
     servers: list[Server] = []
 
-    def start(*, fail: str | None = None) -> Server:
-        server = Server(tmp_path, fail=fail)
+    def start(**options: str) -> Server:
+        server = Server(tmp_path, **options)
         servers.append(server)
         return server
 
@@ -348,3 +358,84 @@ def wait_for_record(server: Server, line: str, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+LOAD_REQUESTS = 5000
+LOAD_CONNECTIONS = 64
+
+
+def load(base_url: str, requests: int, connections: int) -> tuple[list[Any], float]:
+    """Send ``requests`` GET /load/ over ``connections`` connections; return (responses, seconds)."""
+
+    async def run() -> tuple[list[Any], float]:
+        results: list[Any] = [None] * requests
+        next_index = iter(range(requests))
+        limits = httpx.Limits(
+            max_connections=connections, max_keepalive_connections=connections
+        )
+        async with httpx.AsyncClient(
+            base_url=base_url, limits=limits, timeout=30.0
+        ) as client:
+
+            async def worker() -> None:
+                for index in next_index:
+                    began = time.perf_counter()
+                    response = await client.get("/load/", params={"token": str(index)})
+                    latency = time.perf_counter() - began
+                    body = response.json() if response.status_code == 200 else None
+                    results[index] = (response.status_code, latency, body)
+
+            began = time.perf_counter()
+            await asyncio.wait_for(
+                asyncio.gather(*(worker() for _ in range(connections))), timeout=120
+            )
+            return results, time.perf_counter() - began
+
+    return asyncio.run(run())
+
+
+def figures(results: list[Any], seconds: float) -> str:
+    latencies = sorted(latency for _, latency, _ in results)
+    p50 = latencies[len(latencies) // 2] * 1000
+    p99 = latencies[int(len(latencies) * 0.99)] * 1000
+    return f"{len(results) / seconds:7.0f} requests/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms"
+
+
+@pytest.mark.e2e
+def test_load_against_bare_django(
+    launch: Callable[..., Server], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """5,000 requests at 64 connections: no 5xx, request.state writes stay in their request, app resources start once, every request resource opens and closes once; requests/s and p99 are printed next to bare Django's."""
+    bare = launch(
+        app="tests.project.bare_asgi:application",
+        settings="tests.project.bare_settings",
+        lifespan="off",  # Django's own handler refuses lifespan scopes
+    )
+    bare.wait_ready()
+    load(bare.base_url, 200, LOAD_CONNECTIONS)  # warm-up
+    bare_results, bare_seconds = load(bare.base_url, LOAD_REQUESTS, LOAD_CONNECTIONS)
+    bare.stop()
+    server = launch()
+    server.wait_ready()
+    load(server.base_url, 200, LOAD_CONNECTIONS)
+    results, seconds = load(server.base_url, LOAD_REQUESTS, LOAD_CONNECTIONS)
+    exit_code = server.sigterm()
+
+    with capsys.disabled():
+        print(f"\nload, {LOAD_REQUESTS} requests at {LOAD_CONNECTIONS} connections:")
+        print(f"  bare Django  {figures(bare_results, bare_seconds)}")
+        print(f"  lifespan_di  {figures(results, seconds)}")
+    records = server.records()
+    opened = request_events(records, "open")
+    assert [status for status, _, _ in bare_results] == [200] * LOAD_REQUESTS
+    assert [status for status, _, _ in results] == [200] * LOAD_REQUESTS
+    assert [body["seen"] for _, _, body in results] == [None] * LOAD_REQUESTS
+    assert all(body["kept"] for _, _, body in results)
+    assert len({body["session"] for _, _, body in results}) == LOAD_REQUESTS
+    assert records.count("start:httpx_client") == records.count("start:counter") == 1
+    assert len(opened) == LOAD_REQUESTS + 200
+    assert set(opened.values()) == {1}
+    assert request_events(records, "close") == opened
+    assert request_events(records, "commit") == opened
+    assert exit_code == SIGTERM_EXIT
+    assert records.count("stop:httpx_client") == records.count("stop:counter") == 1

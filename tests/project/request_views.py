@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
+import httpx
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 
 from lifespan_di import Provide, inject
@@ -68,6 +70,31 @@ async def async_failing_view(
 ) -> JsonResponse:
     msg = f"the view failed using session {async_session.id}"
     raise ValueError(msg)
+
+
+@inject
+async def load_view(
+    request: HttpRequest,
+    async_session: Session = Provide[Container.async_session],
+    client: httpx.AsyncClient = Provide[Container.httpx_client],
+) -> JsonResponse:
+    """Writes a token to request.state, yields to other requests, reads it back."""
+    state = request.state  # type: ignore[attr-defined]
+    seen = state.get("scratch")  # another request's write would show here
+    token = request.GET.get("token", "")
+    state["scratch"] = token
+    await asyncio.sleep(0)
+    return JsonResponse(
+        {"seen": seen, "kept": state["scratch"] == token, "session": async_session.id}
+    )
+
+
+@contextmanager
+def plain_session() -> Iterator[Session]:
+    """The bare-Django baseline's session, opened and closed in the view."""
+    unit = Session("plain", None)
+    yield unit
+    unit.closed = True
 
 
 async def stream_view(request: HttpRequest) -> StreamingHttpResponse:

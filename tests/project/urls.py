@@ -15,4 +15,5 @@ urlpatterns = [
     path("request/fail/", request_views.failing_view),
     path("request/async-fail/", request_views.async_failing_view),
     path("request/stream/", request_views.stream_view),
+    path("load/", request_views.load_view),
 ]
