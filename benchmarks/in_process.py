@@ -1,0 +1,299 @@
+"""Per-request cost of lifespan_di in process, next to bare Django and the alternatives.
+
+Run it from the repository root, pinned to one CPU on a shared machine::
+
+    taskset -c 1 python benchmarks/in_process.py              # 15 rounds, ~6 minutes
+    python benchmarks/in_process.py --rounds 2 --scale 0.05   # smoke run, ~20 s
+    taskset -c 1 python benchmarks/in_process.py --check      # exit 1 on a FAIL
+
+Do not run it with ``-X dev`` / ``PYTHONDEVMODE=1`` (asyncio's debug mode).
+
+Three ASGI applications over one Django project (``_project.py``: one settings, one
+URLconf with every view), all in this process, their lifespans started with a
+lifespan driver as a server starts them:
+
+* bare Django: ``ASGIHandler``, no middleware (the baselines: an async and a sync
+  view that only answer);
+* lifespan_di: ``LifespanASGIHandler`` + ``LifespanStateMiddleware``; views that read
+  ``request.state``, or receive 1 or 5 dependencies from ``lifespan_di.inject``;
+* django-asgi-lifespan: its ``LifespanASGIHandler`` + ``LifespanStateMiddleware``;
+  views that read ``request.state``, or receive 1 or 5 dependencies from
+  dependency-injector's ``@inject``, wired the documented way to a container that a
+  django-asgi-lifespan manager started with ``init_resources()``.
+
+Two measurements of each (application, view) variant:
+
+1. **Whole requests**: ``await app(scope, receive, send)`` with an HTTP scope and a
+   copy of the lifespan state per request, driven as a server drives it (the
+   disconnect comes after the response). Django hops to threads several times per
+   request here (``request_started``, ``response.close``, a sync view), so these
+   figures spread by several µs from round to round.
+2. **Handler core**: the same request path without Django's thread layer, as
+   ``ASGIHandler.handle`` runs it after reading the body: create the request, run the
+   middleware and the view (``run_get_response``), ``send_response``, close the
+   response; for lifespan_di inside its request scope, as its ``handle`` does. This
+   resolves differences well under a µs. The targets are checked here.
+
+Within a round the variants alternate every few requests (in a rotating order) with
+the garbage collector off; a round's figure is its mean per request; "added" and
+"ratio" are the medians over the rounds of (variant - the same round's baseline) and
+(variant / baseline), baseline = bare Django with the same kind of view (async/sync).
+
+Target: ``LifespanStateMiddleware`` + a ``request.state`` read add at most 2 µs per
+request (handler core, async and sync views).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import io
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from time import perf_counter_ns
+from typing import Any
+
+from _common import LifespanDriver, Paired, environment, http_scope, pair, serve
+from _common import verdict as verdict_of
+
+TARGET_US = 2.0
+"""The most LifespanStateMiddleware + a state read may add per request."""
+
+Batch = Callable[[int], Awaitable[float]]
+"""Serve ``n`` requests; return µs per request."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    app: str
+    """Key of ``_project.APPS``."""
+    path: str
+    baseline: str | None
+    """The baseline variant's name; None for a baseline."""
+
+
+VARIANTS = [
+    Variant("bare Django, async view", "bare", "/async/", None),
+    Variant("lifespan_di: middleware + state, async", "lifespan_di", "/state/async/",
+            "bare Django, async view"),
+    Variant("  of which: handler, no middleware", "lifespan_di_handler", "/async/",
+            "bare Django, async view"),
+    Variant("  of which: handler + middleware, no read", "lifespan_di", "/async/",
+            "bare Django, async view"),
+    Variant("lifespan_di: inject 1 dep, async", "lifespan_di", "/inject/async/1/",
+            "bare Django, async view"),
+    Variant("lifespan_di: inject 5 deps, async", "lifespan_di", "/inject/async/5/",
+            "bare Django, async view"),
+    Variant("django-asgi-lifespan: middleware + state, async", "dal",
+            "/state/async/", "bare Django, async view"),
+    Variant("dal + di @inject 1 dep, async", "dal", "/di/async/1/",
+            "bare Django, async view"),
+    Variant("dal + di @inject 5 deps, async", "dal", "/di/async/5/",
+            "bare Django, async view"),
+    Variant("bare Django, sync view", "bare", "/sync/", None),
+    Variant("lifespan_di: middleware + state, sync", "lifespan_di", "/state/sync/",
+            "bare Django, sync view"),
+    Variant("lifespan_di: inject 1 dep, sync", "lifespan_di", "/inject/sync/1/",
+            "bare Django, sync view"),
+    Variant("lifespan_di: inject 5 deps, sync", "lifespan_di", "/inject/sync/5/",
+            "bare Django, sync view"),
+    Variant("django-asgi-lifespan: middleware + state, sync", "dal", "/state/sync/",
+            "bare Django, sync view"),
+    Variant("dal + di @inject 1 dep, sync", "dal", "/di/sync/1/",
+            "bare Django, sync view"),
+    Variant("dal + di @inject 5 deps, sync", "dal", "/di/sync/5/",
+            "bare Django, sync view"),
+]  # fmt: skip
+TARGETS = [
+    "lifespan_di: middleware + state, async",
+    "lifespan_di: middleware + state, sync",
+]
+
+
+async def ignore(message: Any) -> None:
+    """The server's ``send``, when nothing needs to be seen."""
+
+
+def whole_requests(app: Any, path: str, state: dict[str, Any]) -> Batch:
+    async def run(requests: int) -> float:
+        start = perf_counter_ns()
+        for _ in range(requests):
+            await serve(app, path, state)
+        return (perf_counter_ns() - start) / requests / 1000
+
+    return run
+
+
+def core_requests(app: Any, path: str, state: dict[str, Any]) -> Batch:
+    """``ASGIHandler.handle`` after the body is read, minus its thread hops."""
+    from lifespan_di.handler import LifespanASGIHandler
+    from lifespan_di.scope import enter_scope, exit_scope
+
+    scoped = isinstance(app, LifespanASGIHandler)
+
+    async def run(requests: int) -> float:
+        start = perf_counter_ns()
+        for _ in range(requests):
+            if scoped:
+                request_scope, token = enter_scope()
+            request, _ = app.create_request(http_scope(path, state), io.BytesIO())
+            response = await app.run_get_response(request)
+            await app.send_response(response, ignore)
+            response.close()
+            if scoped:
+                if request_scope.open:
+                    await request_scope.aclose(request_scope.exception)
+                exit_scope(token)
+        return (perf_counter_ns() - start) / requests / 1000
+
+    return run
+
+
+Samples = dict[str, list[float]]
+
+
+async def measure(
+    batches: dict[str, Batch], rounds: int, size: int, chunk: int
+) -> Samples:
+    """Run ``size`` requests of every variant per round, alternating every ``chunk``."""
+    for batch in batches.values():  # warm-up
+        await batch(max(size // 10, 2))
+    samples: Samples = {name: [] for name in batches}
+    names = list(batches)
+    chunks = max(size // chunk, 1)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            totals = dict.fromkeys(names, 0.0)
+            for index in range(chunks):
+                shift = index % len(names)
+                for name in [*names[shift:], *names[:shift]]:
+                    totals[name] += await batches[name](chunk)
+            for name in names:
+                samples[name].append(totals[name] / chunks)
+    finally:
+        gc.enable()
+    return samples
+
+
+def report(title: str, samples: Samples) -> dict[str, Paired]:
+    print()
+    print(title)
+    width = max(len(variant.name) for variant in VARIANTS)
+    print(f"{'variant':<{width}}  {'median':>7}  {'min-max':>13}  {'added':>6}  ratio")
+    print(f"{'':<{width}}  {'µs/req':>7}  {'µs/req':>13}  {'µs':>6}")
+    results = {}
+    for variant in VARIANTS:
+        baseline = None if variant.baseline is None else samples[variant.baseline]
+        result = results[variant.name] = pair(samples[variant.name], baseline)
+        if variant.baseline is None:
+            print("-" * (width + 43))
+        low, high = result.spread
+        added = "" if result.added is None else f"{result.added:+.1f}"
+        ratio = "baseline" if result.ratio is None else f"{result.ratio:.3f}x"
+        print(
+            f"{variant.name:<{width}}  {result.median:>7.1f}  "
+            f"{f'{low:.1f}-{high:.1f}':>13}  {added:>6}  {ratio}"
+        )
+    return results
+
+
+def print_targets(results: dict[str, Paired], *, checked: bool) -> bool:
+    passed = True
+    for name in TARGETS:
+        added = results[name].added
+        assert added is not None
+        ok = added <= TARGET_US
+        passed = passed and ok
+        label = verdict_of(ok) if checked else "info"
+        print(f"  {label}  {name}: adds {added:.1f} µs (target <= {TARGET_US:g})")
+    return passed
+
+
+async def run(rounds: int, scale: float) -> tuple[bool, dict[str, Any]]:
+    import _project
+
+    whole_size, core_size = max(int(1_000 * scale), 10), max(int(10_000 * scale), 50)
+    apps = {name: factory() for name, factory in _project.APPS.items()}
+    drivers = {name: LifespanDriver(apps[name]) for name in ("lifespan_di", "dal")}
+    for driver in drivers.values():
+        await driver.startup()
+    try:
+        states = {name: driver.state for name, driver in drivers.items()}
+        states["bare"] = {}  # uvicorn --lifespan off still sends an empty state
+        # One lifespan_di lifespan per process: the handler without the middleware
+        # serves requests inside the one the full application started.
+        states["lifespan_di_handler"] = states["lifespan_di"]
+        for variant in VARIANTS:  # every view answers "ok" with what it received
+            got = await serve(apps[variant.app], variant.path, states[variant.app])
+            if got != (200, _project.OK):
+                msg = f"{variant.name} ({variant.path}) answered {got!r}"
+                raise RuntimeError(msg)
+        whole = {
+            v.name: whole_requests(apps[v.app], v.path, states[v.app]) for v in VARIANTS
+        }
+        core = {
+            v.name: core_requests(apps[v.app], v.path, states[v.app]) for v in VARIANTS
+        }
+        whole_results = report(
+            f"1. Whole requests, app(scope, receive, send) "
+            f"({rounds} rounds x {whole_size} requests)",
+            await measure(whole, rounds, whole_size, chunk=10),
+        )
+        print_targets(whole_results, checked=False)
+        core_results = report(
+            f"2. Handler core, no thread layer ({rounds} rounds x {core_size} "
+            "requests)",
+            await measure(core, rounds, core_size, chunk=50),
+        )
+        passed = print_targets(core_results, checked=True)
+    finally:
+        for driver in drivers.values():
+            await driver.shutdown()
+    data = {
+        title: {
+            name: {
+                "median": result.median,
+                "min": result.spread[0],
+                "max": result.spread[1],
+                "added": result.added,
+                "ratio": result.ratio,
+            }
+            for name, result in results.items()
+        }
+        for title, results in [("whole", whole_results), ("core", core_results)]
+    }
+    return passed, data
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="requests per variant per round: 1,000 whole / 10,000 core, x scale",
+    )
+    parser.add_argument("--check", action="store_true", help="exit 1 on a FAIL")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    import _project
+
+    _project.setup()
+    print(environment())
+    passed, data = asyncio.run(run(args.rounds, args.scale))
+    if args.json is not None:
+        data["environment"] = environment()
+        args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return 1 if args.check and not passed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
