@@ -11,7 +11,7 @@ import httpx
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 
 from lifespan_di import Provide, inject
-from tests.project.containers import Container, Repository, Session
+from tests.project.containers import Container, Repository, Session, record
 
 
 @inject
@@ -91,10 +91,17 @@ async def load_view(
 
 @contextmanager
 def plain_session() -> Iterator[Session]:
-    """The bare-Django baseline's session, opened and closed in the view."""
+    """The bare-Django baseline's session, opened and closed in the view.
+
+    It records the same events as the container's sessions, so that the baseline
+    does the same work.
+    """
     unit = Session("plain", None)
+    record(f"open:{unit.label()}")
     yield unit
+    record(f"commit:{unit.label()}")
     unit.closed = True
+    record(f"close:{unit.label()}")
 
 
 async def stream_view(request: HttpRequest) -> StreamingHttpResponse:
