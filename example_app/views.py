@@ -15,8 +15,7 @@ from example_app.containers import Container
 from example_app.database import Favourites
 from example_app.metrics import Metrics
 from example_app.upstream import QuotesApi
-from lifespan_di import ContainerLifespan, Provide, inject
-from lifespan_di.engine import LIFESPAN_STATE_KEY
+from lifespan_di import Provide, inject, running_lifespan
 
 PAGES = {
     "/quotes/1/": "an async view: a quote fetched through the app-wide httpx client",
@@ -123,9 +122,8 @@ def status(request: HttpRequest) -> JsonResponse:
 # --8<-- [start:lifespan_view]
 def lifespan_report(request: HttpRequest) -> JsonResponse:
     """What the running lifespan recorded about each resource."""
-    scope_state = getattr(request, "scope", {}).get("state") or {}
-    lifespan = scope_state.get(LIFESPAN_STATE_KEY)
-    if not isinstance(lifespan, ContainerLifespan):
+    lifespan = running_lifespan()
+    if lifespan is None:
         return JsonResponse({"lifespan": "not running"}, status=503)
     return JsonResponse(
         {

@@ -5,6 +5,7 @@ from lifespan_di.engine import ContainerLifespan, container_lifespan
 from lifespan_di.handler import LifespanASGIHandler, get_asgi_application
 from lifespan_di.injection import Provide, Provider, inject
 from lifespan_di.providers import RequestResource
+from lifespan_di.runtime import running_lifespan
 from lifespan_di.scope import request_scope
 from lifespan_di.standalone import lifespan, with_lifespan
 from lifespan_di.state import State
@@ -22,5 +23,6 @@ __all__ = [
     "inject",
     "lifespan",
     "request_scope",
+    "running_lifespan",
     "with_lifespan",
 ]

@@ -16,7 +16,7 @@ from lifespan_di.exceptions import AlreadyRunningError
 if TYPE_CHECKING:
     from lifespan_di.engine import ContainerLifespan
 
-__all__ = ["RUNTIME", "Runtime"]
+__all__ = ["RUNTIME", "Runtime", "running_lifespan"]
 
 
 class Runtime:
@@ -71,3 +71,15 @@ class Runtime:
 
 
 RUNTIME = Runtime()
+
+
+def running_lifespan(container: object | None = None) -> ContainerLifespan | None:
+    """Return the lifespan running in this process, or None.
+
+    With ``container``, that container's lifespan; otherwise the newest one (the
+    server's, in a served process). Its ``records`` say, per resource, its status,
+    dependencies and start and stop times; its ``state`` holds the started values.
+    """
+    if container is None:
+        return RUNTIME.active
+    return RUNTIME.running_for(container)

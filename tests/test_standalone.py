@@ -10,7 +10,15 @@ import pytest
 from dependency_injector import containers, providers
 from django.test import override_settings
 
-from lifespan_di import Provide, State, get_container, inject, lifespan, with_lifespan
+from lifespan_di import (
+    Provide,
+    State,
+    get_container,
+    inject,
+    lifespan,
+    running_lifespan,
+    with_lifespan,
+)
 from lifespan_di.exceptions import LifespanNotRunningError, StartupError
 from lifespan_di.runtime import RUNTIME
 from lifespan_di.standalone import LoopThread
@@ -146,3 +154,26 @@ def test_loop_thread_close_is_idempotent() -> None:
     loop_thread.close()
 
     assert loop_thread.loop.is_closed()
+
+
+class TestRunningLifespan:
+    async def test_reports_the_running_lifespan_and_its_records(self) -> None:
+        """running_lifespan() returns the running lifespan, with a record per resource, and None once it has stopped."""
+        before = running_lifespan()
+
+        async with lifespan():
+            running = running_lifespan()
+            assert running is not None
+            of_container = running_lifespan(running.container)
+            statuses = {path: record.status for path, record in running.records.items()}
+            other = running_lifespan(object())
+        after = running_lifespan()
+
+        assert before is None
+        assert of_container is running
+        assert statuses == {
+            "Container.httpx_client": "started",
+            "Container.counter": "started",
+        }
+        assert other is None
+        assert after is None
