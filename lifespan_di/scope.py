@@ -164,7 +164,19 @@ class RequestScope:
         await self._waiter
 
     def close(self, exception: BaseException | None = None) -> list[str]:
-        """Close every resource from sync code, newest first, like ``aclose``."""
+        """Close every resource from sync code, newest first, like ``aclose``.
+
+        Called on a running event loop (Django's ``AsyncClient`` closes responses
+        there) with asynchronous resources open, it cannot wait for them: the
+        closing then runs as a task on that loop, in the same order, and failures
+        are logged only.
+        """
+        loop = running_loop()
+        if loop is not None and any(entry.kind in _ASYNC for entry in self._opened):
+            task = loop.create_task(self.aclose(exception))
+            _CLOSING.add(task)  # a task nobody references may be collected early
+            task.add_done_callback(_CLOSING.discard)
+            return []
         self._closed = True
         failed = []
         try:
@@ -182,6 +194,10 @@ class RequestScope:
             if waiter is not None and not waiter.done():
                 waiter.get_loop().call_soon_threadsafe(_release, waiter)
         return failed
+
+
+_ASYNC = ("async generator", "async context manager")
+_CLOSING: set[asyncio.Task[list[str]]] = set()
 
 
 def _bound(content: Iterable[Any], context: contextvars.Context) -> Iterator[Any]:

@@ -15,7 +15,7 @@ import pytest
 from asgiref.testing import ApplicationCommunicator
 from dependency_injector import containers, providers, resources
 from django.core.signals import request_finished
-from django.test import Client, override_settings
+from django.test import AsyncClient, Client, override_settings
 
 from lifespan_di import get_container, lifespan
 from lifespan_di.exceptions import RequestScopeError
@@ -388,6 +388,24 @@ class TestSyncViews:
         assert body == b"0:session\n1:session\n2:session\n"
         assert streaming == ["open:session"]
         assert log.events == ["open:session", "commit:session"]
+
+    async def test_django_async_client_streams_an_async_resource(
+        self, record: Path
+    ) -> None:
+        """Under Django's AsyncClient an async streamed body opens an async request resource, closed once the response is closed."""
+        async with lifespan():
+            response = await AsyncClient().get("/request/stream/", {"chunks": "3"})
+            chunks = [chunk async for chunk in response.streaming_content]  # type: ignore[attr-defined]
+            for _ in range(100):  # closed by a task on this loop: bounded wait
+                if events(record, "close:async_session"):
+                    break
+                await asyncio.sleep(0.01)
+
+        lines = b"".join(chunks).decode().splitlines()
+        assert len(lines) == 3
+        assert all(line.endswith(":open") for line in lines)
+        assert len(events(record, "commit:async_session")) == 1
+        assert len(events(record, "close:async_session")) == 1
 
     def test_django_test_client_gets_a_scope_from_the_middleware(
         self, record: Path
