@@ -259,7 +259,7 @@ def report(
             ok = value <= limit
             passed = passed and ok
             print(
-                f"  {verdict(ok)}  lifespan_di {phase}, {case}: {value:.3f} s "
+                f"  {verdict(ok)}  lifespan_di {phase}, {case}: {value:.4f} s "
                 f"(target <= {limit:.3f})"
             )
     if args.json is not None:
