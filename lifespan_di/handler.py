@@ -105,6 +105,11 @@ class LifespanASGIHandler(ASGIHandler):
         if request_scope is None:
             await super().send_response(response, send)
             return
+        if not request_scope.open and not response.streaming:
+            # Nothing to close, and nothing can open while a plain body is sent.
+            request_scope.settle()
+            await super().send_response(response, send)
+            return
 
         async def send_and_track(message: Any) -> None:
             if message["type"] == "http.response.body" and not message.get(

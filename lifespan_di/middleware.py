@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from lifespan_di.engine import LIFESPAN_STATE_KEY
 from lifespan_di.runtime import RUNTIME
 from lifespan_di.scope import (
+    CURRENT,
     RequestScope,
     current_scope,
     enter_scope,
@@ -48,7 +49,7 @@ class LifespanStateMiddleware:
         if self.async_mode:
             return self.__acall__(request)
         request.state = request_state(request)  # type: ignore[attr-defined]
-        if current_scope() is not None:
+        if CURRENT.get() is not None:
             return self.get_response(request)
         # Not served by LifespanASGIHandler (WSGI, Django's test Client): the
         # request resources need a scope, closed when the response is done.
@@ -65,7 +66,7 @@ class LifespanStateMiddleware:
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         request.state = request_state(request)  # type: ignore[attr-defined]
-        if current_scope() is not None:
+        if CURRENT.get() is not None:
             response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
             return response
         request_scope, token = enter_scope()
@@ -111,7 +112,7 @@ def request_state(request: HttpRequest) -> State:
     if scope is not None:
         server_state = scope.get("state")
         if server_state is not None and LIFESPAN_STATE_KEY in server_state:
-            return State(server_state)
+            return State.of_request(server_state)
     active = RUNTIME.active
     if active is not None:
         return State(active.state)

@@ -37,31 +37,33 @@ class RequestScope:
     logged with the resource's name and does not stop the others.
     """
 
-    __slots__ = (
-        "_closed",
-        "_entries",
-        "_opened",
-        "_settled",
-        "_waiter",
-        "exception",
-        "response_complete",
-    )
+    # Every request gets a scope and most open no request resource: the attributes
+    # are class-level defaults until set, and the containers are made on first use.
+    exception: BaseException | None = None
+    """The first exception the view raised, passed to every teardown."""
+    response_complete = False
+    """Whether the last message of the response went to the server."""
+    _closed = False
+    _settled = False
+    """True once every teardown has ended, or closing was handed to Django."""
+    _waiter: asyncio.Future[None] | None = None
 
-    def __init__(self) -> None:
-        self._entries: dict[object, Entry] = {}
-        self._opened: list[Entry] = []
-        self._closed = False
-        # True once every teardown has ended, or closing was handed to Django.
-        self._settled = False
-        self._waiter: asyncio.Future[None] | None = None
-        self.exception: BaseException | None = None
-        """The first exception the view raised, passed to every teardown."""
-        self.response_complete = False
-        """Whether the last message of the response went to the server."""
+    @property
+    def _entries(self) -> dict[object, Entry]:
+        # dict.setdefault is atomic: two threads opening the first resources of a
+        # request at once still share one dict.
+        entries: dict[object, Entry] = self.__dict__.setdefault("_entry_map", {})
+        return entries
+
+    @property
+    def _opened(self) -> list[Entry]:
+        opened: list[Entry] = self.__dict__.setdefault("_opened_list", [])
+        return opened
 
     def get(self, key: object) -> Entry | None:
         """Return the entry for ``key``, if a use in this scope created it."""
-        return self._entries.get(key)
+        entries = self.__dict__.get("_entry_map")
+        return None if entries is None else entries.get(key)
 
     def claim(self, key: object, name: str) -> tuple[Entry, bool]:
         """Return the entry for ``key`` and whether the caller must create it."""
@@ -99,7 +101,11 @@ class RequestScope:
     @property
     def open(self) -> bool:
         """Whether some resource of this scope still needs closing."""
-        return bool(self._opened)
+        return bool(self.__dict__.get("_opened_list"))
+
+    def settle(self) -> None:
+        """Record that nothing is left to close (a response sent with none open)."""
+        self._settled = True
 
     @property
     def opened_in_threads_only(self) -> bool:

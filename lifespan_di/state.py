@@ -35,21 +35,34 @@ class State(MutableMapping[str, Any]):
     (a ``KeyError`` and an ``AttributeError``) listing the names available.
     """
 
-    __slots__ = ("_data", "_prefix", "_scoped")
+    __slots__ = ("_data",)
 
     _data: dict[str, Any]
-    _prefix: str
-    _scoped: Mapping[str, RequestResource[Any]]
+    _prefix = ""
+    """What this state's keys start with: a nested container's namespace sets one."""
 
-    def __init__(
-        self, data: Mapping[str, Any] | None = None, *, _prefix: str = ""
-    ) -> None:
-        values = dict(data or {})
-        lifespan = values.pop(LIFESPAN_STATE_KEY, None)
-        scoped = getattr(lifespan, "request_resources", None) or {}
-        object.__setattr__(self, "_data", values)
-        object.__setattr__(self, "_prefix", _prefix)
-        object.__setattr__(self, "_scoped", scoped)
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        _set_data(self, dict(data or {}))
+
+    @classmethod
+    def of_request(cls, data: dict[str, Any]) -> State:
+        """Wrap ``data`` itself: a server's per-request copy of the lifespan state.
+
+        The ASGI spec has servers pass each request a copy of the lifespan state;
+        copying it again would cost every request a dict copy.
+        """
+        state = cls.__new__(cls)
+        _set_data(state, data)
+        return state
+
+    @property
+    def _scoped(self) -> Mapping[str, RequestResource[Any]]:
+        """The request resources of the lifespan this state comes from."""
+        lifespan = self._data.get(LIFESPAN_STATE_KEY)
+        scoped: Mapping[str, RequestResource[Any]] = (
+            getattr(lifespan, "request_resources", None) or {}
+        )
+        return scoped
 
     def __getitem__(self, key: str) -> Any:
         try:
@@ -83,13 +96,21 @@ class State(MutableMapping[str, Any]):
 
     def __iter__(self) -> Iterator[str]:
         start = len(self._prefix)
-        return (key[start:] for key in self._data if key.startswith(self._prefix))
+        return (
+            key[start:]
+            for key in self._data
+            if key.startswith(self._prefix) and key != LIFESPAN_STATE_KEY
+        )
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self._prefix + key in self._data
+        return (
+            isinstance(key, str)
+            and key != LIFESPAN_STATE_KEY
+            and self._prefix + key in self._data
+        )
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
@@ -104,10 +125,9 @@ class State(MutableMapping[str, Any]):
         if any(
             existing.startswith(nested) for existing in (*self._data, *self._scoped)
         ):
-            namespace = State.__new__(State)
-            object.__setattr__(namespace, "_data", self._data)
-            object.__setattr__(namespace, "_prefix", nested)
-            object.__setattr__(namespace, "_scoped", self._scoped)
+            namespace = _Namespace.__new__(_Namespace)
+            _set_data(namespace, self._data)
+            _set_prefix(namespace, nested)
             return namespace
         raise self._missing(name)
 
@@ -134,6 +154,17 @@ class State(MutableMapping[str, Any]):
             "under its provider name (a nested container's as 'infra.cache')."
         )
         return StateKeyError(msg)
+
+
+class _Namespace(State):
+    """The part of a state under a nested container's name: ``state.infra``."""
+
+    __slots__ = ("_prefix",)  # shadows State's class-level default
+
+
+# Set through the slots' descriptors: State.__setattr__ stores into the mapping.
+_set_data = State.__dict__["_data"].__set__
+_set_prefix = _Namespace.__dict__["_prefix"].__set__
 
 
 class UnavailableState(State):
