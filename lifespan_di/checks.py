@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dependency_injector import providers
+from dependency_injector import containers, providers
 from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core import checks
@@ -67,12 +67,9 @@ def check_injections(
     app_configs: Sequence[AppConfig] | None, **kwargs: Any
 ) -> list[CheckMessage]:
     """E007: every @inject marker of the URLconf's views names a provider."""
-    if not container_configured():
-        return []  # reported by check_settings, or no container at all
-    try:
-        container = configured_container()
-    except ConfigurationError:
-        return []  # reported by check_settings
+    container = _container()
+    if container is None:
+        return []
     return [
         Error(problem, id="lifespan_di.E007")
         for problem in unresolved_view_markers(container)
@@ -84,12 +81,9 @@ def check_health_checks(
     app_configs: Sequence[AppConfig] | None, **kwargs: Any
 ) -> list[CheckMessage]:
     """E008: the container's HEALTH_CHECKS name its resources and are callable."""
-    if not container_configured():
+    container = _container()
+    if container is None:
         return []
-    try:
-        container = configured_container()
-    except ConfigurationError:
-        return []  # reported by check_settings
     return [
         Error(problem, id="lifespan_di.E008")
         for problem in health_check_problems(container)
@@ -101,12 +95,9 @@ def check_context_local_resources(
     app_configs: Sequence[AppConfig] | None, **kwargs: Any
 ) -> list[CheckMessage]:
     """W002: ContextLocalResource providers are never closed per request."""
-    if not container_configured():
+    container = _container()
+    if container is None:
         return []
-    try:
-        container = configured_container()
-    except ConfigurationError:
-        return []  # reported by check_settings
     return [
         checks.Warning(
             f"{name!r} is a providers.ContextLocalResource: lifespan_di neither starts "
@@ -144,6 +135,16 @@ def check_runserver_order(
         )
         for name in earlier
     ]
+
+
+def _container() -> containers.Container | None:
+    """The configured container, or None (check_settings reports why)."""
+    if not container_configured():
+        return None
+    try:
+        return configured_container()
+    except ConfigurationError:
+        return None
 
 
 def _lifespan_receivers() -> bool:
