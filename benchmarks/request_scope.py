@@ -46,8 +46,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
-import platform
 import statistics
 import sys
 import types
@@ -56,8 +54,8 @@ from contextlib import asynccontextmanager, contextmanager
 from time import perf_counter_ns
 from typing import Any
 
-import dependency_injector
 import django
+from _common import environment, serve
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from dependency_injector import containers
 from django.conf import settings
@@ -209,47 +207,6 @@ def view_calls(app: LifespanASGIHandler, view: View, *, scoped: bool) -> Batch:
 # --- 2. Whole requests --------------------------------------------------------------
 
 
-def http_scope(path: str, state: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-        "state": dict(state),
-    }
-
-
-async def serve(app: LifespanASGIHandler, path: str, state: dict[str, Any]) -> bytes:
-    """One request, as a server drives it: body, response, then the disconnect."""
-    done = asyncio.Event()
-    body = []
-    received = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal received
-        if not received:
-            received = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await done.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.body":
-            body.append(message.get("body", b""))
-            if not message.get("more_body"):
-                done.set()
-
-    await app(http_scope(path, state), receive, send)
-    return b"".join(body)
-
-
 def request_calls(app: LifespanASGIHandler, path: str, state: dict[str, Any]) -> Batch:
     async def run(requests: int) -> float:
         start = perf_counter_ns()
@@ -326,7 +283,7 @@ async def run(rounds: int, scale: float) -> bool:
         assert RUNTIME.active is not None
         state = RUNTIME.active.state  # what a server copies into each request
         for view in PATHS:  # each view answers what it received
-            body = await serve(app, PATHS[view], state)
+            _, body = await serve(app, PATHS[view], state)
             if body != b"Session":
                 msg = f"{PATHS[view]} answered {body!r}"
                 raise RuntimeError(msg)
@@ -367,12 +324,7 @@ def main() -> int:
         LIFESPAN_DI={"CONTAINER": f"{__name__}.Container"},
     )
     django.setup()
-    cpus = ",".join(map(str, sorted(os.sched_getaffinity(0))))
-    print(
-        f"Python {platform.python_version()}, Django {django.get_version()}, "
-        f"dependency-injector {dependency_injector.__version__}; "
-        f"CPUs allowed: {cpus} (of {os.cpu_count()})"
-    )
+    print(environment())
     passed = asyncio.run(run(args.rounds, args.scale))
     return 1 if args.check and not passed else 0
 
