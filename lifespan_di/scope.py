@@ -104,8 +104,12 @@ class RequestScope:
         return bool(self.__dict__.get("_opened_list"))
 
     def settle(self) -> None:
-        """Record that nothing is left to close (a response sent with none open)."""
+        """Record that nothing is left to close, and wake ``wait_closed()``."""
         self._settled = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            # close() may run in a worker thread: wake the loop from there too.
+            waiter.get_loop().call_soon_threadsafe(_release, waiter)
 
     @property
     def opened_in_threads_only(self) -> bool:
@@ -114,7 +118,7 @@ class RequestScope:
 
     def defer_to(self, response: HttpResponseBase) -> None:
         """Close when Django closes ``response``, in the request's sync thread."""
-        self._settled = True
+        self.settle()
         response._resource_closers.append(self._close_deferred)  # type: ignore[attr-defined]
 
     def bind(self, response: StreamingHttpResponse) -> None:
@@ -152,13 +156,10 @@ class RequestScope:
                     else:
                         await aclose_entry(entry, exception)
                 except Exception as error:
-                    if error is not exception:  # a teardown re-raising the view's
-                        _log_failure(entry, error)
+                    if _teardown_failed(entry, error, exception):
                         failed.append(entry.name)
         finally:
-            self._settled = True
-            if self._waiter is not None and not self._waiter.done():
-                self._waiter.set_result(None)
+            self.settle()
         return failed
 
     async def wait_closed(self) -> None:
@@ -191,14 +192,10 @@ class RequestScope:
                 try:
                     close_entry(entry, exception)
                 except Exception as error:
-                    if error is not exception:
-                        _log_failure(entry, error)
+                    if _teardown_failed(entry, error, exception):
                         failed.append(entry.name)
         finally:
-            self._settled = True
-            waiter = self._waiter
-            if waiter is not None and not waiter.done():
-                waiter.get_loop().call_soon_threadsafe(_release, waiter)
+            self.settle()
         return failed
 
 
@@ -234,8 +231,14 @@ def _release(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-def _log_failure(entry: Entry, error: Exception) -> None:
+def _teardown_failed(
+    entry: Entry, error: Exception, exception: BaseException | None
+) -> bool:
+    """Log a teardown's error; re-raising the view's exception is no error."""
+    if error is exception:
+        return False
     logger.error("Closing the request resource %r failed.", entry.name, exc_info=error)
+    return True
 
 
 CURRENT: ContextVar[RequestScope | None] = ContextVar(
