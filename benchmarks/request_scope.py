@@ -65,9 +65,9 @@ from django.test import AsyncRequestFactory
 from django.urls import path
 
 from lifespan_di import Provide, inject, lifespan
+from lifespan_di.core.lifespan import RUNTIME
 from lifespan_di.handler import LifespanASGIHandler
 from lifespan_di.providers import RequestResource
-from lifespan_di.runtime import RUNTIME
 from lifespan_di.scope import enter_scope, exit_scope
 
 TARGET_US = 5.0

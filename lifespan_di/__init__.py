@@ -1,13 +1,16 @@
 """Container-driven ASGI lifespan for Django, on top of dependency-injector."""
 
+from lifespan_di.asgi import get_asgi_application
 from lifespan_di.conf import get_container
-from lifespan_di.engine import ContainerLifespan, container_lifespan
-from lifespan_di.handler import LifespanASGIHandler, get_asgi_application
+from lifespan_di.core.lifespan import (
+    ContainerLifespan,
+    container_lifespan,
+    running_lifespan,
+)
+from lifespan_di.handler import LifespanASGIHandler
 from lifespan_di.injection import Provide, Provider, inject
 from lifespan_di.providers import RequestResource
-from lifespan_di.runtime import running_lifespan
-from lifespan_di.scope import request_scope
-from lifespan_di.standalone import lifespan, with_lifespan
+from lifespan_di.standalone import lifespan, request_scope, with_lifespan
 from lifespan_di.state import State
 
 __all__ = [

@@ -1,5 +1,30 @@
-"""``lifespan_di.asgi.get_asgi_application``, where django-asgi-lifespan has it."""
+"""``get_asgi_application``, where Django and django-asgi-lifespan have it."""
 
-from lifespan_di.handler import get_asgi_application
+from __future__ import annotations
+
+import django
+from dependency_injector import containers
+
+from lifespan_di.handler import LifespanASGIHandler
 
 __all__ = ["get_asgi_application"]
+
+
+def get_asgi_application(
+    container: containers.Container | None = None,
+) -> LifespanASGIHandler:
+    """Set up Django and return the ASGI application, as Django's own function does.
+
+    Use it in ``asgi.py`` instead of ``django.core.asgi.get_asgi_application``:
+
+    ```python
+    from lifespan_di import get_asgi_application
+    application = get_asgi_application()
+    ```
+
+    Args:
+        container: Run this container instead of ``LIFESPAN_DI['CONTAINER']``;
+            ``inject`` and ``get_container()`` use it while its lifespan runs.
+    """
+    django.setup(set_prefix=False)
+    return LifespanASGIHandler(container=container)

@@ -1,26 +1,24 @@
-"""System checks: configuration errors surface in ``manage.py check``."""
+"""System checks: what would fail the startup, and more, in ``manage.py check``.
+
+The startup problems come from ``preflight``, the list every entry point uses; the
+checks here add what does not stop a startup.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from dependency_injector import containers, providers
+from dependency_injector import providers
 from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core import checks
 from django.core.checks import CheckMessage, Error, register
 
-from lifespan_di.conf import (
-    configured_container,
-    container_configured,
-    settings_problems,
-)
+from lifespan_di.conf import configured_container, container_configured
+from lifespan_di.core.graph import named_providers
 from lifespan_di.exceptions import ConfigurationError
-from lifespan_di.graph import named_providers
-from lifespan_di.health import health_check_problems
-from lifespan_di.injection import unresolved_view_markers
-from lifespan_di.signals import asgi_lifespan, asgi_shutdown, asgi_startup
+from lifespan_di.preflight import startup_problems
 
 MIDDLEWARE = "lifespan_di.middleware.LifespanStateMiddleware"
 RUNSERVERS = ("django.contrib.staticfiles", "daphne", "whitenoise.runserver_nostatic")
@@ -28,22 +26,14 @@ RUNSERVERS = ("django.contrib.staticfiles", "daphne", "whitenoise.runserver_nost
 
 
 @register()
-def check_settings(
+def check_startup(
     app_configs: Sequence[AppConfig] | None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """E001-E005: the LIFESPAN_DI setting and the container it names."""
-    if not container_configured() and _lifespan_receivers():
-        return []  # a project that only registers lifespan managers or receivers
-    problems = settings_problems()
-    errors: list[CheckMessage] = [
-        Error(problem.msg, hint=problem.hint, id=problem.id) for problem in problems
+    """Every problem that would fail the lifespan startup (see ``preflight``)."""
+    return [
+        Error(problem.msg, hint=problem.hint or None, id=problem.id)
+        for problem in startup_problems()
     ]
-    if not problems:
-        try:
-            configured_container()
-        except ConfigurationError as error:
-            errors.append(Error(str(error), id=error.check_id or "lifespan_di.E004"))
-    return errors
 
 
 @register()
@@ -63,41 +53,16 @@ def check_middleware(
 
 
 @register()
-def check_injections(
-    app_configs: Sequence[AppConfig] | None, **kwargs: Any
-) -> list[CheckMessage]:
-    """E007: every @inject marker of the URLconf's views names a provider."""
-    container = _container()
-    if container is None:
-        return []
-    return [
-        Error(problem, id="lifespan_di.E007")
-        for problem in unresolved_view_markers(container)
-    ]
-
-
-@register()
-def check_health_checks(
-    app_configs: Sequence[AppConfig] | None, **kwargs: Any
-) -> list[CheckMessage]:
-    """E008: the container's HEALTH_CHECKS name its resources and are callable."""
-    container = _container()
-    if container is None:
-        return []
-    return [
-        Error(problem, id="lifespan_di.E008")
-        for problem in health_check_problems(container)
-    ]
-
-
-@register()
 def check_context_local_resources(
     app_configs: Sequence[AppConfig] | None, **kwargs: Any
 ) -> list[CheckMessage]:
     """W002: ContextLocalResource providers are never closed per request."""
-    container = _container()
-    if container is None:
+    if not container_configured():
         return []
+    try:
+        container = configured_container()
+    except ConfigurationError:
+        return []  # a startup problem, reported by check_startup
     return [
         checks.Warning(
             f"{name!r} is a providers.ContextLocalResource: lifespan_di neither starts "
@@ -135,20 +100,3 @@ def check_runserver_order(
         )
         for name in earlier
     ]
-
-
-def _container() -> containers.Container | None:
-    """The configured container, or None (check_settings reports why)."""
-    if not container_configured():
-        return None
-    try:
-        return configured_container()
-    except ConfigurationError:
-        return None
-
-
-def _lifespan_receivers() -> bool:
-    return any(
-        signal.has_listeners()
-        for signal in (asgi_lifespan, asgi_startup, asgi_shutdown)
-    )

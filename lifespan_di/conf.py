@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,13 +12,16 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from lifespan_di.engine import ContainerLifespan, ManagerFactory, valid_timeout
+from lifespan_di.core.lifespan import ContainerLifespan, running_lifespan, valid_timeout
 from lifespan_di.exceptions import ConfigurationError
-from lifespan_di.runtime import RUNTIME
 
 __all__ = [
     "LifespanDISettings",
     "Problem",
+    "configured_container",
+    "container_configured",
+    "container_of",
+    "container_problems",
     "get_container",
     "get_settings",
     "settings_problems",
@@ -53,22 +55,35 @@ class LifespanDISettings:
 
 @dataclass(frozen=True)
 class Problem:
-    """A configuration problem, reported as a system check or raised."""
+    """A problem that fails the startup, reported as a system check or raised.
+
+    Each ``id`` stands for one problem; docs/configuration.md lists them.
+    """
 
     id: str
     msg: str
-    hint: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        hint = f" {self.hint}" if self.hint else ""
+        return f"{self.msg}{hint} ({self.id})"
 
     def error(self) -> ConfigurationError:
         """Return the problem as an exception, with its hint and check id."""
-        error = ConfigurationError(f"{self.msg} {self.hint} ({self.id})")
+        error = ConfigurationError(str(self))
         error.check_id = self.id
         return error
 
 
-def settings_problems() -> list[Problem]:
-    """Return what is wrong with the ``LIFESPAN_DI`` setting itself."""
-    if not hasattr(settings, SETTING):
+def settings_problems(*, required: bool = True) -> list[Problem]:
+    """Return what is wrong with the ``LIFESPAN_DI`` setting itself.
+
+    Args:
+        required: Whether a missing setting is a problem.
+    """
+    if not container_configured():
+        if not required:
+            return []
         return [
             Problem(
                 "lifespan_di.E001",
@@ -91,7 +106,7 @@ def settings_problems() -> list[Problem]:
     if unknown:
         problems.append(
             Problem(
-                "lifespan_di.E002",
+                "lifespan_di.E009",
                 "The LIFESPAN_DI setting has unknown keys: "
                 f"{', '.join(map(repr, unknown))}.",
                 f"Use only {', '.join(KEYS[:-1])} and {KEYS[-1]}.",
@@ -100,27 +115,30 @@ def settings_problems() -> list[Problem]:
     if "CONTAINER" not in raw:
         problems.append(
             Problem(
-                "lifespan_di.E002",
+                "lifespan_di.E010",
                 "LIFESPAN_DI['CONTAINER'] is missing.",
                 f"Set LIFESPAN_DI = {EXAMPLE}.",
             )
         )
-    for key in ("STARTUP_TIMEOUT", "SHUTDOWN_TIMEOUT"):
-        value = raw.get(key, DEFAULT_TIMEOUT)
-        if not valid_timeout(value):
-            problems.append(
-                Problem(
-                    "lifespan_di.E005",
-                    f"LIFESPAN_DI[{key!r}] is {value!r}.",
-                    "Use a positive number of seconds, or None for no limit.",
-                )
-            )
+    return problems + _timeout_problems(raw)
+
+
+def _timeout_problems(raw: dict[str, Any]) -> list[Problem]:
+    problems = [
+        Problem(
+            "lifespan_di.E005",
+            f"LIFESPAN_DI[{key!r}] is {value!r}.",
+            "Use a positive number of seconds, or None for no limit.",
+        )
+        for key in ("STARTUP_TIMEOUT", "SHUTDOWN_TIMEOUT")
+        if not valid_timeout(value := raw.get(key, DEFAULT_TIMEOUT))
+    ]
     health_timeout = raw.get("HEALTH_CHECK_TIMEOUT", DEFAULT_HEALTH_CHECK_TIMEOUT)
     # A readiness probe must answer, so unlike the lifespan timeouts it has no None.
     if health_timeout is None or not valid_timeout(health_timeout):
         problems.append(
             Problem(
-                "lifespan_di.E005",
+                "lifespan_di.E012",
                 f"LIFESPAN_DI['HEALTH_CHECK_TIMEOUT'] is {health_timeout!r}.",
                 "Use a positive number of seconds.",
             )
@@ -151,6 +169,11 @@ def get_settings() -> LifespanDISettings:
     )
 
 
+def container_configured() -> bool:
+    """Whether the project has a ``LIFESPAN_DI`` setting, and so a container."""
+    return hasattr(settings, SETTING)
+
+
 _configured: tuple[object, containers.Container] | None = None
 
 
@@ -162,8 +185,36 @@ def configured_container() -> containers.Container:
 
     Raises:
         ConfigurationError: The setting is invalid, the app registry is not ready,
-            or the path does not name a container.
+            or the setting names no container that can be created.
     """
+    loaded = _load_configured()
+    if isinstance(loaded, Problem):
+        raise loaded.error()
+    return loaded
+
+
+def container_problems() -> list[Problem]:
+    """Return why the configured container cannot be loaded, if it cannot."""
+    loaded = _load_configured()
+    return [loaded] if isinstance(loaded, Problem) else []
+
+
+def get_container() -> containers.Container:
+    """Return the container whose resources this process uses.
+
+    While a lifespan runs, that is its container (the one given to
+    ``get_asgi_application(container=...)`` if any); otherwise the container
+    configured in ``LIFESPAN_DI['CONTAINER']``, created once per process.
+    """
+    return container_of(running_lifespan())
+
+
+def container_of(lifespan: ContainerLifespan | None) -> containers.Container:
+    """Return the container ``lifespan`` runs; without one, the configured one."""
+    return lifespan.container if lifespan is not None else configured_container()
+
+
+def _load_configured() -> containers.Container | Problem:
     global _configured
     value = get_settings().container
     if _configured is not None and _configured[0] is value:
@@ -175,85 +226,41 @@ def configured_container() -> containers.Container:
             "code that runs after django.setup(), not at import time."
         )
         raise ConfigurationError(msg)
-    container = _load_container(value)
-    _configured = (value, container)
-    return container
+    loaded = _load(value)
+    if not isinstance(loaded, Problem):
+        _configured = (value, loaded)
+    return loaded
 
 
-def container_configured() -> bool:
-    """Whether the project has a ``LIFESPAN_DI`` setting, and so a container."""
-    return hasattr(settings, SETTING)
-
-
-def configured_lifespan(
-    container: containers.Container | None = None,
-    managers: Sequence[ManagerFactory] = (),
-    *,
-    required: bool = True,
-) -> ContainerLifespan:
-    """Create the engine for ``container`` (default: the configured one) and managers.
-
-    Timeouts come from ``LIFESPAN_DI``, read now. Without the setting, an explicit
-    container or registered lifespan managers still run, with the default timeouts;
-    with nothing to run, the lifespan is empty unless ``required``.
-
-    Raises:
-        ConfigurationError: The setting is invalid, or missing with nothing to run.
-    """
-    if not container_configured():
-        if container is None and not managers and required:
-            raise settings_problems()[0].error()
-        return ContainerLifespan(container, managers=managers)
-    config = get_settings()
-    return ContainerLifespan(
-        container if container is not None else configured_container(),
-        startup_timeout=config.startup_timeout,
-        shutdown_timeout=config.shutdown_timeout,
-        managers=managers,
-    )
-
-
-def get_container() -> containers.Container:
-    """Return the container whose resources this process uses.
-
-    While a lifespan runs, that is its container (the one given to
-    ``get_asgi_application(container=...)`` if any); otherwise the container
-    configured in ``LIFESPAN_DI['CONTAINER']``, created once per process.
-    """
-    active = RUNTIME.active
-    if active is not None:
-        return active.container
-    return configured_container()
-
-
-def _load_container(value: object) -> containers.Container:
+def _load(value: object) -> containers.Container | Problem:
     target = value
     if isinstance(value, str):
         try:
             target = import_string(value)
         except ImportError as error:
-            raise Problem(
+            return Problem(
                 "lifespan_di.E003",
                 f"Cannot import LIFESPAN_DI['CONTAINER'] = {value!r}: {error}.",
                 "Use the dotted path of your container class, "
                 "e.g. 'myproject.containers.Container'.",
-            ).error() from error
+            )
     if isinstance(target, containers.Container):
         return target
     if isinstance(target, type) and issubclass(target, containers.DeclarativeContainer):
         try:
             return target()
         except Exception as error:
-            msg = (
-                f"Cannot create the container {target.__qualname__}: "
-                f"it raised {error!r}."
+            return Problem(
+                "lifespan_di.E011",
+                f"Cannot create the container {target.__qualname__}: it raised "
+                f"{error!r}.",
+                "Fix the container so that instantiating it does not raise.",
             )
-            raise ConfigurationError(msg) from error
-    raise Problem(
+    return Problem(
         "lifespan_di.E004",
         f"LIFESPAN_DI['CONTAINER'] = {value!r} is not a dependency-injector container.",
         "Point it to a DeclarativeContainer subclass or an instance of one.",
-    ).error()
+    )
 
 
 @receiver(setting_changed)

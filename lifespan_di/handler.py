@@ -1,23 +1,27 @@
 """The ASGI application: Django's handler plus the ASGI lifespan protocol.
 
 Spec: https://asgi.readthedocs.io/en/latest/specs/lifespan.html. Django's own
-``ASGIHandler`` rejects lifespan scopes (FACTS.md §2); this subclass answers them
-and hands every other scope to Django unchanged.
+``ASGIHandler`` rejects lifespan scopes; this subclass answers them and hands every
+other scope to Django, inside a request scope (``lifespan_di.scope``). The Django
+methods it overrides are listed in docs/how-it-works.md ("What lifespan_di relies
+on") and pinned by tests on every supported Django series.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import traceback
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-import django
 from asgiref.typing import (
     ASGIReceiveCallable,
     ASGISendCallable,
     ASGISendEvent,
     LifespanScope,
+    LifespanShutdownFailedEvent,
+    LifespanStartupFailedEvent,
 )
 from dependency_injector import containers
 from django.core.exceptions import RequestAborted
@@ -25,25 +29,18 @@ from django.core.handlers.asgi import ASGIHandler
 from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse
 
-from lifespan_di.conf import (
-    configured_container,
-    configured_lifespan,
-    container_configured,
+from lifespan_di.compat.django_asgi_lifespan import asgi_shutdown, asgi_startup
+from lifespan_di.core.lifespan import ContainerLifespan
+from lifespan_di.exceptions import ConfigurationError, LifespanDIError, ShutdownError
+from lifespan_di.preflight import prepare_lifespan
+from lifespan_di.scope import (
+    current_scope,
+    enter_scope,
+    exit_scope,
+    record_view_exception,
 )
-from lifespan_di.engine import ContainerLifespan
-from lifespan_di.exceptions import (
-    ConfigurationError,
-    InjectionError,
-    LifespanDIError,
-    ShutdownError,
-)
-from lifespan_di.health import health_check_problems
-from lifespan_di.injection import unresolved_view_markers
-from lifespan_di.register import registered_managers
-from lifespan_di.scope import RequestScope, current_scope, enter_scope, exit_scope
-from lifespan_di.signals import asgi_shutdown, asgi_startup
 
-__all__ = ["LifespanASGIHandler", "get_asgi_application"]
+__all__ = ["LifespanASGIHandler"]
 
 logger = logging.getLogger("lifespan_di")
 
@@ -76,6 +73,73 @@ class LifespanASGIHandler(ASGIHandler):
             return
         await super().__call__(scope, receive, send)
 
+    # --- the lifespan protocol ------------------------------------------------------
+
+    async def handle_lifespan(
+        self, scope: LifespanScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        """Run one lifespan: startup, wait for shutdown, shutdown.
+
+        Exceptions raised by the server's ``send()`` or ``receive()`` propagate (after
+        the started resources are shut down): hypercorn stops only if the
+        ``LifespanFailureError`` its ``send()`` raises reaches it.
+        """
+        message = await receive()
+        if message["type"] != "lifespan.startup":
+            await send(_refusal(message["type"], running=False))
+            return
+        try:
+            async with self._resources(scope):
+                await send({"type": "lifespan.startup.complete"})
+                message = await receive()
+        except _Failed as failure:
+            await send(failure.answer)
+            return
+        if message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+        else:
+            await send(_refusal(message["type"], running=True))
+
+    @asynccontextmanager
+    async def _resources(self, scope: LifespanScope) -> AsyncIterator[None]:
+        """Run the resources for the block, with the signals around them.
+
+        Our own failures leave as ``_Failed``, carrying the answer for the server;
+        anything else (the server's ``send()``, a cancellation) propagates after
+        the resources were shut down.
+        """
+        self.startup_error = None
+        try:
+            lifespan = self.lifespan = await prepare_lifespan(self.container)
+            state = await lifespan.startup()
+        except Exception as error:
+            self.startup_error = error
+            raise _startup_failed(_describe(error)) from error
+        try:
+            server_state = scope.get("state")
+            if server_state is not None:
+                server_state.update(state)
+            failure = await _send_signal(asgi_startup, type(self), scope)
+            if failure is None:
+                yield
+        except BaseException:
+            await _shutdown_logging_errors(lifespan)
+            raise
+        if failure is not None:
+            await _shutdown_logging_errors(lifespan)
+            raise _startup_failed(failure)
+        failure = await _send_signal(asgi_shutdown, type(self), scope)
+        try:
+            await lifespan.shutdown()
+        except Exception as error:
+            described = _describe(error)
+            message = described if failure is None else f"{failure} {described}"
+            raise _shutdown_failed(message) from error
+        if failure is not None:
+            raise _shutdown_failed(failure)
+
+    # --- HTTP requests, each in its request scope -----------------------------------
+
     async def handle(self, scope: Any, receive: Any, send: Any) -> None:
         """Serve one HTTP request inside its own request scope.
 
@@ -91,7 +155,7 @@ class LifespanASGIHandler(ASGIHandler):
             raise
         else:
             if request_scope.open:
-                await request_scope.aclose(_outcome(request_scope))
+                await request_scope.aclose(request_scope.outcome())
         finally:
             exit_scope(token)
 
@@ -102,12 +166,7 @@ class LifespanASGIHandler(ASGIHandler):
         their body may read from a request resource.
         """
         request_scope = current_scope()
-        if request_scope is None:
-            await super().send_response(response, send)
-            return
-        if not request_scope.open and not response.streaming:
-            # Nothing to close, and nothing can open while a plain body is sent.
-            request_scope.settle()
+        if request_scope is None or not request_scope.closes_after(response):
             await super().send_response(response, send)
             return
 
@@ -120,25 +179,16 @@ class LifespanASGIHandler(ASGIHandler):
 
         try:
             await super().send_response(response, send_and_track)
-        except asyncio.CancelledError:  # the client disconnected (Django's handle)
-            await request_scope.aclose(_outcome(request_scope))
-            raise
         except BaseException as error:
-            await request_scope.aclose(error)
+            await request_scope.aclose(request_scope.outcome(error))
             raise
-        if request_scope.opened_in_threads_only:
-            # Django closes the response in the sync view's thread right away: the
-            # resources that view opened are closed there, with no extra thread
-            # hop, and before request_finished closes the database connections.
-            request_scope.defer_to(response)
-        else:
-            await request_scope.aclose(request_scope.exception)
+        await request_scope.after_response(response)
 
     async def listen_for_disconnect(self, receive: Any) -> None:
         """Wait for ``http.disconnect``; after a complete response, let teardowns end.
 
         Servers answer ``receive()`` with ``http.disconnect`` as soon as the last
-        body message is sent, and Django's ``handle`` then cancels the task sending
+        body message is sent, and Django's ``handle`` then cancels the sending of
         the response, which is where the request resources are being closed: a
         teardown cut half-way could leave a transaction open.
         """
@@ -154,109 +204,26 @@ class LifespanASGIHandler(ASGIHandler):
         self, exception: Exception, request: HttpRequest
     ) -> HttpResponse:
         """Record the view's exception for the request resources' teardowns."""
-        request_scope = current_scope()
-        if request_scope is not None:
-            request_scope.record_exception(exception)
+        record_view_exception(exception)
         return super().process_exception_by_middleware(exception, request)
 
-    async def handle_lifespan(
-        self, scope: LifespanScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+
+class _Failed(Exception):
+    """The lifespan failed on our side; ``answer`` tells the server."""
+
+    def __init__(
+        self, answer: LifespanStartupFailedEvent | LifespanShutdownFailedEvent
     ) -> None:
-        """Run one lifespan: startup, wait for shutdown, shutdown.
-
-        Exceptions raised by the server's ``send()`` or ``receive()`` propagate (after
-        the started resources are shut down): hypercorn stops only if the
-        ``LifespanFailureError`` its ``send()`` raises reaches it.
-        """
-        message = await receive()
-        if message["type"] != "lifespan.startup":
-            await send(_refusal(message["type"], running=False))
-            return
-        self.startup_error = None
-        try:
-            lifespan = self.lifespan = await self._create_lifespan()
-            state = await lifespan.startup()
-        except Exception as error:
-            self.startup_error = error
-            await send({"type": "lifespan.startup.failed", "message": _describe(error)})
-            return
-        try:
-            server_state = scope.get("state")
-            if server_state is not None:
-                server_state.update(state)
-            failure = await _send_signal(asgi_startup, type(self), scope)
-            if failure is not None:
-                await _shutdown_logging_errors(lifespan)
-                await send({"type": "lifespan.startup.failed", "message": failure})
-                return
-            await send({"type": "lifespan.startup.complete"})
-            message = await receive()
-        except BaseException:
-            await _shutdown_logging_errors(lifespan)
-            raise
-        failure = await _send_signal(asgi_shutdown, type(self), scope)
-        try:
-            await lifespan.shutdown()
-        except Exception as error:
-            described = _describe(error)
-            failed = described if failure is None else f"{failure} {described}"
-            await send({"type": "lifespan.shutdown.failed", "message": failed})
-            return
-        if failure is not None:
-            await send({"type": "lifespan.shutdown.failed", "message": failure})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-        else:
-            await send(_refusal(message["type"], running=True))
-
-    async def _create_lifespan(self) -> ContainerLifespan:
-        managers = await registered_managers()
-        if self.container is None and container_configured():
-            # An explicit container may serve other views than the URLconf's (tests,
-            # several applications in one process), so only the configured one is
-            # held to them. This also reports the problem before the first request.
-            problems = unresolved_view_markers(configured_container())
-            if problems:
-                raise InjectionError(" ".join(problems))
-        # A project may only use the asgi_startup / asgi_shutdown signals.
-        signals_only = asgi_startup.has_listeners() or asgi_shutdown.has_listeners()
-        lifespan = configured_lifespan(
-            self.container, managers, required=not signals_only
-        )
-        # A readiness probe must not be the first to find a broken HEALTH_CHECKS.
-        problems = health_check_problems(lifespan.container)
-        if problems:
-            raise ConfigurationError(" ".join(problems))
-        return lifespan
+        super().__init__(answer["message"])
+        self.answer = answer
 
 
-def get_asgi_application(
-    container: containers.Container | None = None,
-) -> LifespanASGIHandler:
-    """Set up Django and return the ASGI application, as Django's own function does.
-
-    Use it in ``asgi.py`` instead of ``django.core.asgi.get_asgi_application``:
-
-    ```python
-    from lifespan_di import get_asgi_application
-    application = get_asgi_application()
-    ```
-
-    Args:
-        container: Run this container instead of ``LIFESPAN_DI['CONTAINER']``;
-            ``inject`` and ``get_container()`` use it while its lifespan runs.
-    """
-    django.setup(set_prefix=False)
-    return LifespanASGIHandler(container=container)
+def _startup_failed(message: str) -> _Failed:
+    return _Failed({"type": "lifespan.startup.failed", "message": message})
 
 
-def _outcome(request_scope: RequestScope) -> BaseException | None:
-    """What the teardowns receive when Django cancelled the response's task."""
-    if request_scope.response_complete:  # the server has the whole response
-        return request_scope.exception
-    return RequestAborted(
-        "The client disconnected before the response was sent completely."
-    )
+def _shutdown_failed(message: str) -> _Failed:
+    return _Failed({"type": "lifespan.shutdown.failed", "message": message})
 
 
 def _refusal(received: str, *, running: bool) -> ASGISendEvent:

@@ -6,17 +6,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseBase
 
-from lifespan_di.engine import LIFESPAN_STATE_KEY
-from lifespan_di.runtime import RUNTIME
+from lifespan_di.core.lifespan import LIFESPAN_STATE_KEY, running_lifespan
 from lifespan_di.scope import (
-    CURRENT,
-    RequestScope,
     current_scope,
     enter_scope,
     exit_scope,
-    raise_failures,
+    record_view_exception,
 )
 from lifespan_di.state import State, UnavailableState
 
@@ -33,6 +30,9 @@ class LifespanStateMiddleware:
     resources as ``request.state["httpx_client"]`` or ``request.state.httpx_client``.
     Assignments stay in the request. When no lifespan ran in this process, reading
     the state raises ``LifespanNotRunningError`` explaining why.
+
+    Where ``LifespanASGIHandler`` does not serve the request (WSGI, Django's own
+    test clients), it also opens the request scope that request resources need.
     """
 
     sync_capable = True
@@ -49,24 +49,19 @@ class LifespanStateMiddleware:
         if self.async_mode:
             return self.__acall__(request)
         request.state = request_state(request)  # type: ignore[attr-defined]
-        if CURRENT.get() is not None:
+        if current_scope() is not None:  # the handler's scope
             return self.get_response(request)
-        # Not served by LifespanASGIHandler (WSGI, Django's test Client): the
-        # request resources need a scope, closed when the response is done.
         request_scope, token = enter_scope()
         try:
             response: HttpResponseBase = self.get_response(request)  # type: ignore[assignment]
         finally:
             exit_scope(token)
-        if _closes_later(request_scope, response):
-            return response
-        if request_scope.open:  # the response has not started: a failure is a 500
-            raise_failures(request_scope.close(request_scope.exception))
+        request_scope.finish(response)
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         request.state = request_state(request)  # type: ignore[attr-defined]
-        if CURRENT.get() is not None:
+        if current_scope() is not None:
             response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
             return response
         request_scope, token = enter_scope()
@@ -74,30 +69,16 @@ class LifespanStateMiddleware:
             response = await self.get_response(request)  # type: ignore[misc]
         finally:
             exit_scope(token)
-        if _closes_later(request_scope, response):
-            return response
-        if request_scope.open:
-            raise_failures(await request_scope.aclose(request_scope.exception))
+        await request_scope.afinish(response)
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
         """Record the view's exception for the request resources' teardowns."""
-        request_scope = current_scope()
-        if request_scope is not None:
-            request_scope.record_exception(exception)
+        record_view_exception(exception)
 
 
 AsyncMiddleware = LifespanStateMiddleware
 """django-asgi-lifespan's name for the middleware (sync and async capable here)."""
-
-
-def _closes_later(request_scope: RequestScope, response: HttpResponseBase) -> bool:
-    """Leave a streamed response's resources open until Django closes it."""
-    if not isinstance(response, StreamingHttpResponse):
-        return False
-    request_scope.bind(response)
-    request_scope.defer_to(response)
-    return True
 
 
 def request_state(request: HttpRequest) -> State:
@@ -113,7 +94,7 @@ def request_state(request: HttpRequest) -> State:
         server_state = scope.get("state")
         if server_state is not None and LIFESPAN_STATE_KEY in server_state:
             return State.of_request(server_state)
-    active = RUNTIME.active
-    if active is not None:
-        return State(active.state)
+    lifespan = running_lifespan()
+    if lifespan is not None:
+        return State(lifespan.state)
     return UnavailableState()

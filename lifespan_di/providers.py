@@ -1,6 +1,7 @@
 """``RequestResource``: a resource opened on first use in a request, closed at its end.
 
-dependency-injector's own per-request tools do not fit Django (FACTS.md §3):
+dependency-injector's own per-request tools do not fit Django (see "What lifespan_di
+relies on" in docs/how-it-works.md):
 ``Closing[...]`` shuts down the app-wide resources the request resource depends on,
 and ``ContextLocalResource`` keeps its instance in a ContextVar that the child task and
 worker thread Django runs a view in set where the handler cannot see or close it; its
@@ -10,20 +11,22 @@ teardown never receives the view's exception either.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, TypeVar, overload
 
 from asgiref.sync import async_to_sync, sync_to_async
-from dependency_injector import providers, resources
+from dependency_injector import containers, providers, resources
 
-from lifespan_di.entries import Entry, Kind, Opening, aopen, first, open_sync
+from lifespan_di.core import forms
+from lifespan_di.core.graph import named_providers
+from lifespan_di.core.loop import running_loop
+from lifespan_di.entry import Entry
 from lifespan_di.exceptions import RequestScopeError
-from lifespan_di.graph import named_providers
-from lifespan_di.runtime import RUNTIME
-from lifespan_di.scope import CURRENT, RequestScope, current_scope, running_loop
+from lifespan_di.scope import CURRENT, RequestScope, current_scope
 
-__all__ = ["RequestResource"]
+__all__ = ["RequestResource", "request_resources"]
 
 T = TypeVar("T")
 
@@ -101,17 +104,13 @@ class RequestResource(providers.Provider[T]):
     ) -> None: ...
     def __init__(self, provides: Any, *args: Any, **kwargs: Any) -> None:
         self._provides = provides
-        self._kind: Kind | None = None
-        if inspect.isasyncgenfunction(provides):
-            self._kind = "async generator"
-        elif inspect.isgeneratorfunction(provides):
-            self._kind = "generator"
+        self._kind = forms.generator_kind(provides)
         self._maker = providers.Callable(provides, *args, **kwargs)
         # dependency-injector takes a generator for a coroutine and switches the
         # Callable to async mode, which costs 2 µs per call; what it returns is
         # opened (and awaited where needed) by lifespan_di anyway.
         self._maker.disable_async_mode()
-        self._async = _creates_async(provides)
+        self._async = forms.is_async(provides)
         self._dependencies: tuple[RequestResource[Any], ...] | None = None
         self._name: str | None = None
         super().__init__()
@@ -152,7 +151,7 @@ class RequestResource(providers.Provider[T]):
         try:
             for dependency in self._dependencies or self.dependencies:
                 dependency()
-            opening = open_sync(self._maker(), self._kind)
+            opening = forms.open_sync(self._maker(), self._kind)
         except BaseException as error:
             scope.failed(self, entry, error)
             raise
@@ -180,9 +179,13 @@ class RequestResource(providers.Provider[T]):
                 await dependency.async_()
             if self._kind == "generator":  # no coroutine needed: the common case
                 generator = self._maker()
-                opening: Opening = (first(generator), "generator", generator)
+                opening: forms.Opening = (
+                    forms.first(generator),
+                    "generator",
+                    generator,
+                )
             else:
-                opening = await aopen(self._maker(), self._kind)
+                opening = await forms.aopen(self._maker(), self._kind)
         except BaseException as error:
             scope.failed(self, entry, error)
             raise
@@ -217,16 +220,39 @@ class RequestResource(providers.Provider[T]):
 
     @property
     def name(self) -> str:
-        """The provider's name in the running container, for messages and logs."""
+        """The provider's name in its container, for messages and logs.
+
+        Named by ``request_resources()`` when its container's lifespan is prepared;
+        until then, the name of the callable it was declared with.
+        """
         if self._name is None:
-            active = RUNTIME.active
-            if active is not None:
-                for name, provider in named_providers(active.container):
-                    if provider is self:
-                        self._name = name
-                        return name
             return getattr(self._provides, "__qualname__", repr(self._provides))
         return self._name
+
+
+_by_container: weakref.WeakKeyDictionary[
+    containers.Container, dict[str, RequestResource[Any]]
+] = weakref.WeakKeyDictionary()
+
+
+def request_resources(
+    container: containers.Container,
+) -> Mapping[str, RequestResource[Any]]:
+    """Return the container's request resources by name, and name each one.
+
+    A nested container's are named ``"infra.session"``, as ``request.state`` reads
+    them. Computed once per container.
+    """
+    found = _by_container.get(container)
+    if found is None:
+        found = {}
+        for name, provider in named_providers(container):
+            if isinstance(provider, RequestResource):
+                found[name] = provider
+                if provider._name is None:  # aliases: the first name is its own
+                    provider._name = name
+        _by_container[container] = found
+    return found
 
 
 def _scope_or_raise(provider: RequestResource[Any]) -> RequestScope:
@@ -241,16 +267,6 @@ def _scope_or_raise(provider: RequestResource[Any]) -> RequestScope:
         )
         raise RequestScopeError(msg)
     return scope
-
-
-def _creates_async(provides: Any) -> bool:
-    if inspect.isasyncgenfunction(provides) or inspect.iscoroutinefunction(provides):
-        return True
-    return (
-        inspect.isclass(provides)
-        and hasattr(provides, "__aenter__")
-        and not hasattr(provides, "__enter__")
-    )
 
 
 def _value(entry: Entry) -> Any:

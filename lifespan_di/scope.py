@@ -1,11 +1,21 @@
-"""The request scope: the request resources opened in one request, closed at its end.
+"""The request scope: the request resources of one request, from opening to closing.
 
-``LifespanASGIHandler`` opens a scope for each HTTP request and closes it once the
-response has been sent completely (FACTS.md §2: a middleware ``finally`` runs before a
-streaming body is produced). Django runs the view and sends the response in a child
-task, and sync views in a worker thread: both copy the context, so the scope is one
-mutable object shared through a ContextVar rather than a ContextVar per resource
-(which is why ``providers.ContextLocalResource`` cannot be closed by the handler).
+This module owns a request scope's whole life; ``LifespanASGIHandler`` and
+``LifespanStateMiddleware`` only call it. The handler opens a scope for each HTTP
+request and closes it once the response has been sent completely: a middleware
+``finally`` runs before a streaming body is produced (see "What lifespan_di relies on"
+in docs/how-it-works.md). Where the handler does not serve the request (WSGI,
+Django's test clients), the middleware opens it and closes it when the response is
+returned, or, for a streamed response, when Django closes it.
+
+Django runs the view and sends the response in a child task, and sync views in a
+worker thread: both copy the context, so the scope is one mutable object shared
+through a ContextVar rather than a ContextVar per resource (which is why
+``providers.ContextLocalResource`` cannot be closed by the handler).
+
+Longer than most modules, on purpose: opening, deferring and closing share the
+scope's state (the close loop, the hand-over to Django and the wait for it), and
+spread over several modules they drifted apart before.
 """
 
 from __future__ import annotations
@@ -13,20 +23,40 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+)
 from contextvars import ContextVar, Token
-from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
+from django.core.exceptions import RequestAborted
 from django.http import HttpResponseBase, StreamingHttpResponse
 
-from lifespan_di.entries import Entry, Opening, aclose_entry, close_entry, stop
+from lifespan_di.compat.django import close_with_response
+from lifespan_di.core import forms
+from lifespan_di.core.loop import running_loop
+from lifespan_di.entry import Entry
 from lifespan_di.exceptions import RequestScopeError
 
-__all__ = ["RequestScope", "current_scope", "request_scope"]
+__all__ = [
+    "RequestScope",
+    "current_scope",
+    "enter_scope",
+    "exit_scope",
+    "raise_failures",
+    "record_view_exception",
+]
 
 logger = logging.getLogger("lifespan_di")
+
+T = TypeVar("T")
 
 
 class RequestScope:
@@ -37,33 +67,33 @@ class RequestScope:
     logged with the resource's name and does not stop the others.
     """
 
-    # Every request gets a scope and most open no request resource: the attributes
-    # are class-level defaults until set, and the containers are made on first use.
-    exception: BaseException | None = None
-    """The first exception the view raised, passed to every teardown."""
-    response_complete = False
-    """Whether the last message of the response went to the server."""
-    _closed = False
-    _settled = False
-    """True once every teardown has ended, or closing was handed to Django."""
-    _waiter: asyncio.Future[None] | None = None
+    __slots__ = (
+        "_closed",
+        "_entries",
+        "_opened",
+        "_settled",
+        "_waiter",
+        "exception",
+        "response_complete",
+    )
 
-    @property
-    def _entries(self) -> dict[object, Entry]:
-        # dict.setdefault is atomic: two threads opening the first resources of a
-        # request at once still share one dict.
-        entries: dict[object, Entry] = self.__dict__.setdefault("_entry_map", {})
-        return entries
+    def __init__(self) -> None:
+        self.exception: BaseException | None = None
+        """The first exception the view raised, passed to every teardown."""
+        self.response_complete = False
+        """Whether the last message of the response went to the server."""
+        self._entries: dict[object, Entry] = {}
+        self._opened: list[Entry] = []
+        self._closed = False
+        self._settled = False
+        """True once every teardown has ended, or closing was handed to Django."""
+        self._waiter: asyncio.Future[None] | None = None
 
-    @property
-    def _opened(self) -> list[Entry]:
-        opened: list[Entry] = self.__dict__.setdefault("_opened_list", [])
-        return opened
+    # --- opening --------------------------------------------------------------------
 
     def get(self, key: object) -> Entry | None:
         """Return the entry for ``key``, if a use in this scope created it."""
-        entries = self.__dict__.get("_entry_map")
-        return None if entries is None else entries.get(key)
+        return self._entries.get(key)
 
     def claim(self, key: object, name: str) -> tuple[Entry, bool]:
         """Return the entry for ``key`` and whether the caller must create it."""
@@ -79,7 +109,7 @@ class RequestScope:
         existing = self._entries.setdefault(key, entry)
         return existing, existing is entry
 
-    def opened(self, entry: Entry, opening: Opening, *, in_thread: bool) -> None:
+    def opened(self, entry: Entry, opening: forms.Opening, *, in_thread: bool) -> None:
         """Record that ``entry`` is ready; it will be closed with the scope."""
         entry.value, entry.kind, entry.handle = opening
         entry.in_thread = in_thread
@@ -93,33 +123,82 @@ class RequestScope:
         self._entries.pop(key, None)
         entry.finish()
 
+    @property
+    def open(self) -> bool:
+        """Whether some resource of this scope still needs closing."""
+        return bool(self._opened)
+
+    # --- the end of a request ---------------------------------------------------------
+
+    def closes_after(self, response: HttpResponseBase) -> bool:
+        """Whether closing must wait until ``response`` has been sent.
+
+        Not when nothing is open and the body is not streamed: nothing can open
+        while a plain body is sent.
+        """
+        if self._opened or response.streaming:
+            return True
+        self.settle()
+        return False
+
+    def outcome(self, error: BaseException | None = None) -> BaseException | None:
+        """What the teardowns receive when sending the response ended early.
+
+        ``error`` if sending raised one; when Django cancelled the sending (the
+        client disconnected), the view's exception if the server had the whole
+        response, and ``RequestAborted`` if not.
+        """
+        if error is not None and not isinstance(error, asyncio.CancelledError):
+            return error
+        if self.response_complete:
+            return self.exception
+        return RequestAborted(
+            "The client disconnected before the response was sent completely."
+        )
+
+    async def after_response(self, response: HttpResponseBase) -> None:
+        """Close the resources once the response has been sent completely.
+
+        When every one was opened in the sync view's thread, Django closes them as
+        it closes the response, in that thread and before ``request_finished``
+        closes the database connections: no extra thread hop.
+        """
+        if self._opened and all(entry.in_thread for entry in self._opened):
+            self.defer_to(response)
+        else:
+            await self.aclose(self.exception)
+
+    def finish(self, response: HttpResponseBase) -> None:
+        """End a request the ASGI handler did not serve: close now, from sync code.
+
+        A streamed response's resources close when Django closes the response.
+        Otherwise the response has not started, so a failing teardown raises
+        ``RequestScopeError`` and becomes Django's 500.
+        """
+        if not self._streams(response) and self._opened:
+            raise_failures(self.close(self.exception))
+
+    async def afinish(self, response: HttpResponseBase) -> None:
+        """``finish()`` for async code."""
+        if not self._streams(response) and self._opened:
+            raise_failures(await self.aclose(self.exception))
+
+    def _streams(self, response: HttpResponseBase) -> bool:
+        if not isinstance(response, StreamingHttpResponse):
+            return False
+        self.bind(response)
+        self.defer_to(response)
+        return True
+
     def record_exception(self, exception: BaseException) -> None:
         """Remember the view's exception for the teardowns (the first one wins)."""
         if self.exception is None:
             self.exception = exception
 
-    @property
-    def open(self) -> bool:
-        """Whether some resource of this scope still needs closing."""
-        return bool(self.__dict__.get("_opened_list"))
-
-    def settle(self) -> None:
-        """Record that nothing is left to close, and wake ``wait_closed()``."""
-        self._settled = True
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            # close() may run in a worker thread: wake the loop from there too.
-            waiter.get_loop().call_soon_threadsafe(_release, waiter)
-
-    @property
-    def opened_in_threads_only(self) -> bool:
-        """Whether every resource left to close was opened in a sync view's thread."""
-        return bool(self._opened) and all(entry.in_thread for entry in self._opened)
-
     def defer_to(self, response: HttpResponseBase) -> None:
         """Close when Django closes ``response``, in the request's sync thread."""
         self.settle()
-        response._resource_closers.append(self._close_deferred)  # type: ignore[attr-defined]
+        close_with_response(response, self._close_deferred)
 
     def bind(self, response: StreamingHttpResponse) -> None:
         """Produce each chunk of ``response`` inside this scope.
@@ -136,31 +215,13 @@ class RequestScope:
         else:
             response.streaming_content = _bound(content, context)  # type: ignore[arg-type]
 
-    def _close_deferred(self) -> None:
-        self.close(self.exception)
-
-    async def aclose(self, exception: BaseException | None = None) -> list[str]:
-        """Close every resource, newest first; return those whose teardown raised."""
-        self._closed = True
-        failed = []
-        try:
-            while self._opened:
-                entry = self._opened.pop()
-                try:
-                    if entry.in_thread:
-                        await sync_to_async(close_entry, thread_sensitive=True)(
-                            entry, exception
-                        )
-                    elif entry.kind == "generator":  # the common case, no coroutine
-                        stop(entry.handle, exception)
-                    else:
-                        await aclose_entry(entry, exception)
-                except Exception as error:
-                    if _teardown_failed(entry, error, exception):
-                        failed.append(entry.name)
-        finally:
-            self.settle()
-        return failed
+    def settle(self) -> None:
+        """Record that nothing is left to close, and wake ``wait_closed()``."""
+        self._settled = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            # close() may run in a worker thread: wake the loop from there too.
+            waiter.get_loop().call_soon_threadsafe(_release, waiter)
 
     async def wait_closed(self) -> None:
         """Wait until every resource is closed, or closing was left to Django."""
@@ -169,6 +230,12 @@ class RequestScope:
         if self._waiter is None:
             self._waiter = asyncio.get_running_loop().create_future()
         await self._waiter
+
+    # --- closing ------------------------------------------------------------------
+
+    async def aclose(self, exception: BaseException | None = None) -> list[str]:
+        """Close every resource, newest first; return those whose teardown raised."""
+        return await self._close_all(exception, _close_on_loop)
 
     def close(self, exception: BaseException | None = None) -> list[str]:
         """Close every resource from sync code, newest first, like ``aclose``.
@@ -179,27 +246,76 @@ class RequestScope:
         are logged only.
         """
         loop = running_loop()
-        if loop is not None and any(entry.kind in _ASYNC for entry in self._opened):
+        if loop is not None and any(
+            entry.kind in forms.ASYNC_KINDS for entry in self._opened
+        ):
             task = loop.create_task(self.aclose(exception))
             _CLOSING.add(task)  # a task nobody references may be collected early
             task.add_done_callback(_CLOSING.discard)
             return []
+        return _run_to_end(self._close_all(exception, _close_here))
+
+    async def _close_all(
+        self,
+        exception: BaseException | None,
+        close_one: Callable[[Entry, BaseException | None], Awaitable[None] | None],
+    ) -> list[str]:
+        """The one close loop, for sync and async callers (see ``_run_to_end``)."""
         self._closed = True
         failed = []
         try:
             while self._opened:
                 entry = self._opened.pop()
                 try:
-                    close_entry(entry, exception)
+                    pending = close_one(entry, exception)
+                    if pending is not None:
+                        await pending
                 except Exception as error:
-                    if _teardown_failed(entry, error, exception):
+                    if error is not exception:  # re-raising the view's: no failure
+                        logger.exception(
+                            "Closing the request resource %r failed.", entry.name
+                        )
                         failed.append(entry.name)
         finally:
             self.settle()
         return failed
 
+    def _close_deferred(self) -> None:
+        self.close(self.exception)
 
-_ASYNC = ("async generator", "async context manager")
+
+def _close_here(entry: Entry, exception: BaseException | None) -> None:
+    forms.close(entry.kind, entry.handle, exception)
+
+
+def _close_on_loop(
+    entry: Entry, exception: BaseException | None
+) -> Awaitable[None] | None:
+    if entry.in_thread:
+        return sync_to_async(forms.close, thread_sensitive=True)(
+            entry.kind, entry.handle, exception
+        )
+    if entry.kind == "generator":  # the common case: no coroutine needed
+        forms.stop(entry.handle, exception)
+        return None
+    return forms.aclose(entry.kind, entry.handle, exception)
+
+
+def _run_to_end(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that awaits nothing to its end, without an event loop.
+
+    With ``_close_here`` every step of the close loop is synchronous, so the
+    coroutine returns on its first step: sync and async callers share one loop.
+    """
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coroutine.close()
+    msg = "A synchronous close awaited something."
+    raise RuntimeError(msg)
+
+
 _CLOSING: set[asyncio.Task[list[str]]] = set()
 
 
@@ -231,15 +347,15 @@ def _release(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-def _teardown_failed(
-    entry: Entry, error: Exception, exception: BaseException | None
-) -> bool:
-    """Log a teardown's error; re-raising the view's exception is no error."""
-    if error is exception:
-        return False
-    logger.error("Closing the request resource %r failed.", entry.name, exc_info=error)
-    return True
+def raise_failures(failed: list[str]) -> None:
+    """Raise ``RequestScopeError`` naming the resources whose teardown failed."""
+    if failed:
+        names = ", ".join(repr(name) for name in failed)
+        msg = f"Closing the request resources {names} failed; see the log."
+        raise RequestScopeError(msg)
 
+
+# --- the current scope ----------------------------------------------------------------
 
 CURRENT: ContextVar[RequestScope | None] = ContextVar(
     "lifespan_di_request_scope", default=None
@@ -263,66 +379,8 @@ def exit_scope(token: Token[RequestScope | None]) -> None:
     CURRENT.reset(token)
 
 
-class request_scope:  # used like a function: `with request_scope():`
-    """Open a request scope outside an HTTP request: tasks, commands, scripts, tests.
-
-    Request resources used inside the block are created on first use and closed when
-    it ends, newest first; each teardown receives the exception leaving the block.
-    Works as ``with`` and ``async with``:
-
-    ```python
-    with request_scope():
-        handle_order(order_id)   # an @inject function using a RequestResource
-    ```
-
-    Raises:
-        RequestScopeError: On exit, if a teardown raised while no exception was
-            leaving the block (otherwise the failure is logged).
-    """
-
-    __slots__ = ("_scope", "_token")
-
-    def __enter__(self) -> RequestScope:
-        self._scope, self._token = enter_scope()
-        return self._scope
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        exit_scope(self._token)
-        failed = self._scope.close(exc)
-        if exc is None:
-            raise_failures(failed)
-
-    async def __aenter__(self) -> RequestScope:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        exit_scope(self._token)
-        failed = await self._scope.aclose(exc)
-        if exc is None:
-            raise_failures(failed)
-
-
-def raise_failures(failed: list[str]) -> None:
-    """Raise ``RequestScopeError`` naming the resources whose teardown failed."""
-    if failed:
-        names = ", ".join(repr(name) for name in failed)
-        msg = f"Closing the request resources {names} failed; see the log."
-        raise RequestScopeError(msg)
-
-
-def running_loop() -> asyncio.AbstractEventLoop | None:
-    """Return the event loop running in this thread, if any."""
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+def record_view_exception(exception: BaseException) -> None:
+    """Remember the exception the view of the current request raised, if any."""
+    scope = CURRENT.get()
+    if scope is not None:
+        scope.record_exception(exception)

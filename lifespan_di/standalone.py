@@ -1,11 +1,13 @@
-"""Run the resources outside a server: scripts, workers, management commands, tests."""
+"""Resources outside a server: scripts, workers, management commands, tests.
+
+``lifespan()`` runs the app-scoped resources for a block, ``request_scope()`` gives a
+block its own request resources.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
-import threading
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
@@ -13,56 +15,18 @@ from typing import Any, ParamSpec, TypeVar, cast
 from asgiref.sync import iscoroutinefunction
 from dependency_injector import containers
 
-from lifespan_di.conf import (
-    configured_container,
-    configured_lifespan,
-    container_configured,
-)
-from lifespan_di.engine import ContainerLifespan
-from lifespan_di.register import registered_managers
-from lifespan_di.runtime import RUNTIME
+from lifespan_di.conf import configured_container, container_configured
+from lifespan_di.core.lifespan import ContainerLifespan, running_lifespan
+from lifespan_di.core.loop import LoopThread
+from lifespan_di.preflight import prepare_lifespan
+from lifespan_di.scope import RequestScope, enter_scope, exit_scope, raise_failures
 from lifespan_di.state import State
 
-__all__ = ["Lifespan", "LoopThread", "lifespan", "with_lifespan"]
+__all__ = ["Lifespan", "lifespan", "request_scope", "with_lifespan"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
-
-
-class LoopThread:
-    """An event loop running on a private daemon thread.
-
-    Sync code hands it coroutines with ``run()``; every coroutine runs on the same
-    loop, so loop-bound resources (httpx, asyncpg) started there stay usable.
-    """
-
-    def __init__(self, name: str = "lifespan_di") -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-
-    def run(self, awaitable: Awaitable[T]) -> T:
-        """Run ``awaitable`` on the loop and return its result (blocking)."""
-        if threading.current_thread() is self._thread:
-            msg = (
-                "Cannot wait on the lifespan's own loop from inside it: await instead."
-            )
-            raise RuntimeError(msg)
-        return asyncio.run_coroutine_threadsafe(_awaited(awaitable), self.loop).result()
-
-    def close(self) -> None:
-        """Cancel what still runs on the loop, stop it and join the thread."""
-        if self.loop.is_closed():
-            return
-        asyncio.run_coroutine_threadsafe(_finish(self.loop), self.loop).result()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join()
-        self.loop.close()
 
 
 class Lifespan:
@@ -81,7 +45,7 @@ class Lifespan:
         running = self._running()
         if running is not None:
             return State(running.state)
-        engine = configured_lifespan(self.container, await registered_managers())
+        engine = await prepare_lifespan(self.container)
         state = await engine.startup()
         self._engine = engine
         return State(state)
@@ -126,16 +90,13 @@ class Lifespan:
         return self._loop.run(awaitable)
 
     def _running(self) -> ContainerLifespan | None:
+        """The lifespan of this block's container, if it already runs here."""
+        if running_lifespan() is None:
+            return None  # and prepare_lifespan() reports a broken setting, if any
         container = self.container
-        if container is None:
-            active = RUNTIME.active
-            return (
-                active if active is not None and self._is_configured(active) else None
-            )
-        return RUNTIME.running_for(container)
-
-    def _is_configured(self, active: ContainerLifespan) -> bool:
-        return container_configured() and active.container is configured_container()
+        if container is None and container_configured():
+            container = configured_container()
+        return None if container is None else running_lifespan(container)
 
     def _close_loop(self) -> None:
         loop, self._loop = self._loop, None
@@ -206,15 +167,50 @@ def with_lifespan(fn: Callable[P, R]) -> Callable[P, R]:
     return sync_wrapper
 
 
-async def _awaited(awaitable: Awaitable[T]) -> T:
-    return await awaitable
+class request_scope:  # used like a function: `with request_scope():`
+    """Open a request scope outside an HTTP request: tasks, commands, scripts, tests.
 
+    Request resources used inside the block are created on first use and closed when
+    it ends, newest first; each teardown receives the exception leaving the block.
+    Works as ``with`` and ``async with``:
 
-async def _finish(loop: asyncio.AbstractEventLoop) -> None:
-    current = asyncio.current_task()
-    tasks = [task for task in asyncio.all_tasks() if task is not current]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await loop.shutdown_asyncgens()
-    await loop.shutdown_default_executor()
+    ```python
+    with request_scope():
+        handle_order(order_id)   # an @inject function using a RequestResource
+    ```
+
+    Raises:
+        RequestScopeError: On exit, if a teardown raised while no exception was
+            leaving the block (otherwise the failure is logged).
+    """
+
+    __slots__ = ("_scope", "_token")
+
+    def __enter__(self) -> RequestScope:
+        self._scope, self._token = enter_scope()
+        return self._scope
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        exit_scope(self._token)
+        failed = self._scope.close(exc)
+        if exc is None:
+            raise_failures(failed)
+
+    async def __aenter__(self) -> RequestScope:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        exit_scope(self._token)
+        failed = await self._scope.aclose(exc)
+        if exc is None:
+            raise_failures(failed)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
-from lifespan_di.engine import LIFESPAN_STATE_KEY
+from lifespan_di.core.lifespan import LIFESPAN_STATE_KEY, ContainerLifespan
 from lifespan_di.exceptions import LifespanNotRunningError, StateKeyError
-from lifespan_di.providers import RequestResource
+from lifespan_di.providers import RequestResource, request_resources
 
 __all__ = ["State", "UnavailableState"]
 
@@ -35,14 +35,17 @@ class State(MutableMapping[str, Any]):
     (a ``KeyError`` and an ``AttributeError``) listing the names available.
     """
 
-    __slots__ = ("_data",)
+    __slots__ = ("_data", "_prefix")
 
     _data: dict[str, Any]
-    _prefix = ""
+    _prefix: str
     """What this state's keys start with: a nested container's namespace sets one."""
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
-        _set_data(self, dict(data or {}))
+        # Attribute assignment stores into the mapping (``request.state.x = 1``):
+        # the slots are set through object, as Starlette's State does.
+        object.__setattr__(self, "_data", dict(data or {}))
+        object.__setattr__(self, "_prefix", "")
 
     @classmethod
     def of_request(cls, data: dict[str, Any]) -> State:
@@ -52,17 +55,17 @@ class State(MutableMapping[str, Any]):
         copying it again would cost every request a dict copy.
         """
         state = cls.__new__(cls)
-        _set_data(state, data)
+        object.__setattr__(state, "_data", data)
+        object.__setattr__(state, "_prefix", "")
         return state
 
     @property
     def _scoped(self) -> Mapping[str, RequestResource[Any]]:
         """The request resources of the lifespan this state comes from."""
         lifespan = self._data.get(LIFESPAN_STATE_KEY)
-        scoped: Mapping[str, RequestResource[Any]] = (
-            getattr(lifespan, "request_resources", None) or {}
-        )
-        return scoped
+        if isinstance(lifespan, ContainerLifespan):
+            return request_resources(lifespan.container)
+        return {}
 
     def __getitem__(self, key: str) -> Any:
         try:
@@ -125,9 +128,8 @@ class State(MutableMapping[str, Any]):
         if any(
             existing.startswith(nested) for existing in (*self._data, *self._scoped)
         ):
-            namespace = _Namespace.__new__(_Namespace)
-            _set_data(namespace, self._data)
-            _set_prefix(namespace, nested)
+            namespace = State.of_request(self._data)
+            object.__setattr__(namespace, "_prefix", nested)
             return namespace
         raise self._missing(name)
 
@@ -154,17 +156,6 @@ class State(MutableMapping[str, Any]):
             "under its provider name (a nested container's as 'infra.cache')."
         )
         return StateKeyError(msg)
-
-
-class _Namespace(State):
-    """The part of a state under a nested container's name: ``state.infra``."""
-
-    __slots__ = ("_prefix",)  # shadows State's class-level default
-
-
-# Set through the slots' descriptors: State.__setattr__ stores into the mapping.
-_set_data = State.__dict__["_data"].__set__
-_set_prefix = _Namespace.__dict__["_prefix"].__set__
 
 
 class UnavailableState(State):

@@ -6,11 +6,11 @@
 
 from django.urls import path
 
-from lifespan_di import health
+from lifespan_di.health import views
 
 app_name = "lifespan_di"
 
 urlpatterns = [
-    path("live/", health.live, name="live"),
-    path("ready/", health.ready, name="ready"),
+    path("live/", views.live, name="live"),
+    path("ready/", views.ready, name="ready"),
 ]

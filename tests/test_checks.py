@@ -36,10 +36,10 @@ class TestChecks:
         ("setting", "check_id", "text"),
         [
             ("not a dict", "lifespan_di.E002", "must be a dict, not str"),
-            ({}, "lifespan_di.E002", "LIFESPAN_DI['CONTAINER'] is missing"),
+            ({}, "lifespan_di.E010", "LIFESPAN_DI['CONTAINER'] is missing"),
             (
                 {"CONTAINER": Container, "TIMEOUT": 1},
-                "lifespan_di.E002",
+                "lifespan_di.E009",
                 "unknown keys: 'TIMEOUT'",
             ),
             (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -142,20 +143,29 @@ class TestLifespanManagers:
         assert "lifespan manager tests.test_compat.broken" in message["message"]
         assert recorder.events == ["start:fast", "stop:fast"]
 
-    async def test_registering_twice_fails_startup(self, recorder: Recorder) -> None:
-        """The same manager registered twice fails the startup, naming it, before anything starts."""
+    async def test_registering_twice_runs_it_once(
+        self, recorder: Recorder, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The same manager registered twice runs once, as Django's signals ignore a second identical connect, and says so at debug level."""
         twice = manager(recorder, "twice", {"a": 1})
         register_lifespan_manager(context_manager=twice)
         register_lifespan_manager(context_manager=twice)
-        lifespan = Lifespan(LifespanASGIHandler(one_resource(recorder)), {})
+        state: dict[str, Any] = {}
+        lifespan = Lifespan(LifespanASGIHandler(one_resource(recorder)), state)
 
-        message = await lifespan.send("lifespan.startup")
+        with caplog.at_level(logging.DEBUG, logger="lifespan_di"):
+            started = await lifespan.send("lifespan.startup")
+        stopped = await lifespan.send("lifespan.shutdown")
 
-        assert message["type"] == "lifespan.startup.failed"
+        assert started == {"type": "lifespan.startup.complete"}
+        assert stopped == {"type": "lifespan.shutdown.complete"}
+        assert state["a"] == 1
+        assert recorder.events.count("start:twice") == 1
+        assert recorder.events.count("stop:twice") == 1
         assert (
-            "tests.test_compat.twice is registered more than once" in message["message"]
+            "Lifespan manager tests.test_compat.twice is registered twice; it runs once."
+            in caplog.messages
         )
-        assert recorder.events == []
 
     async def test_same_key_from_two_managers_fails_startup(
         self, recorder: Recorder

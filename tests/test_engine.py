@@ -14,9 +14,8 @@ import pytest
 from dependency_injector import containers, providers, resources
 
 from lifespan_di import container_lifespan
-from lifespan_di.engine import LIFESPAN_STATE_KEY
+from lifespan_di.core.lifespan import LIFESPAN_STATE_KEY, RUNTIME
 from lifespan_di.exceptions import AlreadyRunningError, ShutdownError, StartupError
-from lifespan_di.runtime import RUNTIME
 from tests.recorder import Recorder
 
 

@@ -12,9 +12,8 @@ from dependency_injector import containers, providers
 from django.test import override_settings
 
 from lifespan_di import get_asgi_application, get_container
-from lifespan_di.engine import LIFESPAN_STATE_KEY
+from lifespan_di.core.lifespan import LIFESPAN_STATE_KEY, RUNTIME
 from lifespan_di.handler import LifespanASGIHandler
-from lifespan_di.runtime import RUNTIME
 from tests.recorder import Recorder
 
 TIMEOUT = 5

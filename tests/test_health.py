@@ -20,7 +20,7 @@ from django.urls import reverse
 
 from lifespan_di import LifespanASGIHandler, container_lifespan
 from lifespan_di.conf import get_settings
-from lifespan_di.engine import LIFESPAN_STATE_KEY
+from lifespan_di.core.lifespan import LIFESPAN_STATE_KEY
 from lifespan_di.exceptions import ConfigurationError
 from lifespan_di.health import ready
 from lifespan_di.testing import LifespanAsyncClient
@@ -401,9 +401,9 @@ class TestConfiguration:
 
     @pytest.mark.parametrize("value", [None, 0, -1, "1", True])
     def test_invalid_health_check_timeout(self, value: object) -> None:
-        """A HEALTH_CHECK_TIMEOUT that is not a positive number (None included) is E005."""
+        """A HEALTH_CHECK_TIMEOUT that is not a positive number (None included) is E012."""
         with override_settings(LIFESPAN_DI=health_settings(HEALTH_CHECK_TIMEOUT=value)):
-            errors = [m.msg for m in run_checks() if m.id == "lifespan_di.E005"]
+            errors = [m.msg for m in run_checks() if m.id == "lifespan_di.E012"]
 
         assert errors == [f"LIFESPAN_DI['HEALTH_CHECK_TIMEOUT'] is {value!r}."]
 

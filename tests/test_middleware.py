@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.test import AsyncRequestFactory, RequestFactory
 
 from lifespan_di import State, container_lifespan, get_container
-from lifespan_di.engine import LIFESPAN_STATE_KEY
+from lifespan_di.core.lifespan import LIFESPAN_STATE_KEY
 from lifespan_di.exceptions import LifespanNotRunningError, StateKeyError
 from lifespan_di.middleware import LifespanStateMiddleware
 

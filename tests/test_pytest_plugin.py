@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lifespan_di import State
-from lifespan_di.runtime import RUNTIME
+from lifespan_di.core.lifespan import RUNTIME
 from lifespan_di.testing import LifespanAsyncClient, LifespanClient
 
 pytest_plugins = ["pytester"]

@@ -21,7 +21,7 @@ from lifespan_di import get_container, lifespan
 from lifespan_di.exceptions import RequestScopeError
 from lifespan_di.handler import LifespanASGIHandler
 from lifespan_di.providers import RequestResource
-from lifespan_di.scope import request_scope
+from lifespan_di import request_scope
 from lifespan_di.testing import LifespanAsyncClient, LifespanClient, override
 from tests.project.containers import Session
 

@@ -19,9 +19,9 @@ from lifespan_di import (
     running_lifespan,
     with_lifespan,
 )
+from lifespan_di.core.lifespan import RUNTIME
+from lifespan_di.core.loop import LoopThread
 from lifespan_di.exceptions import LifespanNotRunningError, StartupError
-from lifespan_di.runtime import RUNTIME
-from lifespan_di.standalone import LoopThread
 from tests.project.containers import Counter
 from tests.recorder import Recorder
 

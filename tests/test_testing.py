@@ -18,13 +18,13 @@ from django.test import SimpleTestCase, override_settings
 from django.urls import path
 
 from lifespan_di import LifespanASGIHandler, Provide, get_container, inject, lifespan
+from lifespan_di.core.lifespan import RUNTIME
 from lifespan_di.exceptions import (
     ConfigurationError,
     LifespanNotRunningError,
     ShutdownError,
     StartupError,
 )
-from lifespan_di.runtime import RUNTIME
 from lifespan_di.testing import LifespanAsyncClient, LifespanClient, override
 from lifespan_di.testing.clients import _share
 from tests.project.containers import Container, Counter

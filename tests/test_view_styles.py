@@ -27,7 +27,7 @@ from ninja.testing import TestAsyncClient, TestClient
 from rest_framework.test import APIRequestFactory
 
 from lifespan_di import Provide, container_lifespan, inject
-from lifespan_di.engine import ContainerLifespan
+from lifespan_di.core.lifespan import ContainerLifespan
 from tests.project import styles
 from tests.project.containers import Container, Counter, Greeter
 

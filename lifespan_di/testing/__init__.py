@@ -1,7 +1,8 @@
 """Test clients that go through the real ASGI application, and ``override``.
 
 Django's test clients never call the project's ASGI application, so no lifespan runs
-and requests carry no ``state`` (FACTS.md §2). ``LifespanClient`` and
+and requests carry no ``state`` (see "What lifespan_di relies on" in
+docs/how-it-works.md). ``LifespanClient`` and
 ``LifespanAsyncClient`` keep Django's client API but run the application's lifespan
 around a block and send every request through the application, as a server does.
 """

@@ -20,10 +20,10 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponse, HttpResponseBase
 from django.test.client import conditional_content_removal
 
-from lifespan_di.engine import LIFESPAN_STATE_KEY, ContainerLifespan
+from lifespan_di.core.lifespan import ContainerLifespan, running_lifespan
+from lifespan_di.core.loop import LoopThread
 from lifespan_di.exceptions import ConfigurationError, ShutdownError, StartupError
 from lifespan_di.handler import LifespanASGIHandler
-from lifespan_di.standalone import LoopThread
 from lifespan_di.state import State
 
 T = TypeVar("T")
@@ -143,11 +143,9 @@ class _Application:
             # Like a server whose lifespan did not run; the middleware then falls
             # back to a lifespan running in the process, if any.
             return {}
-        lifespan = self._state.get(LIFESPAN_STATE_KEY)
-        # The engine's own dict, so that `override` is seen by the next request.
-        if isinstance(lifespan, ContainerLifespan):
-            return dict(lifespan.state)
-        return dict(self._state)
+        lifespan = running_lifespan(state=self._state)
+        # The lifespan's own dict, so that `override` is seen by the next request.
+        return dict(lifespan.state if lifespan is not None else self._state)
 
     def current_state(self) -> State:
         if self._state is None:

@@ -15,7 +15,7 @@ from typing import Any, Self, TypeVar
 from asgiref.typing import ASGI3Application
 from django.test import AsyncClient, Client
 
-from lifespan_di.standalone import LoopThread
+from lifespan_di.core.loop import LoopThread
 from lifespan_di.state import State
 from lifespan_di.testing._asgi import _Application
 from lifespan_di.testing._handlers import _AsyncHandler, _SyncHandler

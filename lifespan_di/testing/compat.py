@@ -7,7 +7,7 @@ from typing import Any
 
 from django.test import AsyncClient
 
-from lifespan_di.engine import LIFESPAN_STATE_KEY
+from lifespan_di.core.lifespan import LIFESPAN_STATE_KEY
 
 __all__ = ["LifespanAwareAsyncClient"]
 
@@ -24,7 +24,7 @@ class LifespanAwareAsyncClient(AsyncClient):
     def __init__(self, state: Mapping[str, Any], **defaults: Any) -> None:
         super().__init__(**defaults)
         # Kept apart from ``defaults``: Django 5.2+ turns extra client arguments
-        # into headers (FACTS.md §2).
+        # into headers (docs/how-it-works.md, "What lifespan_di relies on").
         self.state = state
 
     def _base_scope(self, **request: Any) -> dict[str, Any]:

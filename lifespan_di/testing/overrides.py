@@ -19,11 +19,11 @@ from typing import Any, TypeVar, cast
 from asgiref.sync import iscoroutinefunction
 from dependency_injector import containers, providers
 
+from lifespan_di.compat.dependency_injector import resolve_marker
 from lifespan_di.conf import get_container
+from lifespan_di.core.graph import named_providers
+from lifespan_di.core.lifespan import running_lifespan
 from lifespan_di.exceptions import ConfigurationError
-from lifespan_di.graph import named_providers
-from lifespan_di.injection import resolve
-from lifespan_di.runtime import RUNTIME
 
 __all__ = ["Override", "override"]
 
@@ -152,7 +152,7 @@ class Override:
             fresh.add_attributes(**singleton.attributes)
             singleton.override(fresh)
             undo.append(singleton.reset_last_overriding)
-        lifespan = RUNTIME.running_for(container)
+        lifespan = running_lifespan(container)
         if lifespan is None:
             return target, None
         state = lifespan.state
@@ -200,13 +200,13 @@ def _instance_provider(
 ) -> providers.Provider[Any]:
     """Map a class-level provider to the container's; other providers stay as given."""
     marker = _Marker(provider)
-    resolved = resolve(container, marker)
+    resolved = resolve_marker(container, marker)
     return resolved if resolved is not None else provider
 
 
 @dataclass
 class _Marker:
-    """The shape of a ``Provide[...]`` marker, for ``injection.resolve``."""
+    """The shape of a ``Provide[...]`` marker, for ``resolve_marker``."""
 
     provider: providers.Provider[Any]
     modifier: None = None

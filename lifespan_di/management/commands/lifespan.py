@@ -5,21 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from dependency_injector import containers
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from lifespan_di.conf import (
-    configured_container,
-    configured_lifespan,
-    container_configured,
-)
-from lifespan_di.engine import ContainerLifespan, ResourceRecord, manager_nodes
+from lifespan_di.core.graph import ResourceGraph, build_graph
+from lifespan_di.core.lifespan import ContainerLifespan
+from lifespan_di.core.report import ResourceRecord
 from lifespan_di.exceptions import LifespanDIError, ShutdownError, StartupError
-from lifespan_di.graph import ResourceGraph, build_graph
-from lifespan_di.injection import unresolved_view_markers
-from lifespan_di.register import registered_managers
+from lifespan_di.preflight import prepare_lifespan
 
-STATUS_LABELS = {"pending": "not started", "stop failed": "stop failed"}
+STATUS_LABELS = {"pending": "not started"}
 
 
 class Command(BaseCommand):
@@ -27,8 +21,19 @@ class Command(BaseCommand):
         "Start and stop every resource as the server would (check), or show the "
         "order they start in (graph)."
     )
+    # The system checks run in handle(), after the checks the server's startup runs,
+    # so that a startup problem reads exactly as the server reports it.
+    requires_system_checks = ()
 
     def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--skip-checks",
+            action="store_true",
+            help=(
+                "Skip Django's system checks. The checks of the server's startup "
+                "still run, as they do when the server starts."
+            ),
+        )
         actions = parser.add_subparsers(dest="action", required=True)
         actions.add_parser(
             "check",
@@ -49,28 +54,28 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            if options["action"] == "check":
-                self.check_resources()
-            else:
-                self.print_graph(_graph(), options["format"])
+            lifespan = asyncio.run(prepare_lifespan())
         except LifespanDIError as error:
             raise CommandError(str(error)) from error
+        if not options["skip_checks"]:
+            self.check()
+        if options["action"] == "check":
+            self.check_resources(lifespan)
+        else:
+            self.print_graph(
+                build_graph(lifespan.container, lifespan.managers), options["format"]
+            )
 
-    def check_resources(self) -> None:
+    def check_resources(self, lifespan: ContainerLifespan) -> None:
         """Run the startup and the shutdown the server would run, and report them."""
-        if container_configured():
-            problems = unresolved_view_markers(configured_container())
-            if problems:
-                raise CommandError(" ".join(problems))
-        engine = configured_lifespan(managers=asyncio.run(registered_managers()))
-        failure = asyncio.run(_start_and_stop(engine))
-        self.stdout.write(_table(list(engine.records.values())))
+        failure = asyncio.run(_start_and_stop(lifespan))
+        self.stdout.write(_table(list(lifespan.records.values())))
         if failure is not None:
             raise CommandError(_failure_message(failure))
         self.stdout.write(
             self.style.SUCCESS(
-                f"All {len(engine.records)} resources of {engine.name} started and "
-                "stopped cleanly."
+                f"All {len(lifespan.records)} resources of {lifespan.name} started "
+                "and stopped cleanly."
             )
         )
 
@@ -92,16 +97,6 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"  {node.path}" + (f" (after {after})" if after else "")
                 )
-
-
-def _graph() -> ResourceGraph:
-    """The container's resources and the registered managers, as the engine runs."""
-    if container_configured():
-        graph = build_graph(configured_container())
-    else:
-        graph = ResourceGraph(containers.DynamicContainer(), [], [])
-    graph.nodes.extend(manager_nodes(asyncio.run(registered_managers())))
-    return graph
 
 
 async def _start_and_stop(engine: ContainerLifespan) -> LifespanDIError | None:

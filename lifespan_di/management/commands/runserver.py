@@ -26,7 +26,7 @@ from django.db import connections
 from django.utils import autoreload
 from django.utils.module_loading import import_string
 
-from lifespan_di.handler import get_asgi_application
+from lifespan_di.asgi import get_asgi_application
 
 if TYPE_CHECKING:
     from asgiref.typing import ASGIApplication

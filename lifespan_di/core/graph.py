@@ -1,28 +1,40 @@
-"""Find a container's app-scoped resources and the order they depend on each other.
+"""A container's app-scoped resources, their names and the order they depend on.
 
 A resource depends on another when the other is reachable from its arguments,
 directly or through any chain of other providers (Factory, Singleton, Callable,
 Configuration, nested containers, overrides ...). dependency-injector itself only
-honours *direct* Resource-to-Resource arguments when it shuts down (FACTS.md §3),
-so the graph is built here.
+honours *direct* Resource-to-Resource arguments when it shuts down (see "What
+lifespan_di relies on" in docs/how-it-works.md), so the graph is built here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from typing import Any
 
 from dependency_injector import containers, providers
 
+from lifespan_di.compat.dependency_injector import declarative_class
 from lifespan_di.exceptions import ConfigurationError
 
 __all__ = [
+    "ManagerFactory",
     "ResourceGraph",
     "ResourceNode",
     "build_graph",
     "container_name",
+    "first_names",
     "named_providers",
 ]
+
+logger = logging.getLogger("lifespan_di")
+
+ManagerFactory = Callable[[], AbstractAsyncContextManager[Mapping[str, Any]]]
+"""A callable returning an async context manager that yields state values, such as an
+``@asynccontextmanager`` function (django-asgi-lifespan's lifespan managers)."""
 
 
 @dataclass(eq=False)
@@ -56,7 +68,6 @@ class ResourceNode:
 class ResourceGraph:
     """The resources of a container, in an order where dependencies come first."""
 
-    container: containers.Container
     nodes: list[ResourceNode]
     resource_users: list[providers.Provider[object]]
     """Every other provider of the container that uses a resource, directly or not."""
@@ -79,16 +90,37 @@ class ResourceGraph:
 
 def container_name(container: containers.Container) -> str:
     """Return the name a user knows a container by: its declarative class."""
-    parent = getattr(container, "declarative_parent", None)
-    return (parent or type(container)).__name__
+    return (declarative_class(container) or type(container)).__name__
 
 
-def build_graph(container: containers.Container) -> ResourceGraph:
-    """Collect the container's ``providers.Resource`` providers, ordered by dependency.
+def named_providers(
+    container: containers.Container, prefix: str = ""
+) -> Iterator[tuple[str, providers.Provider[object]]]:
+    """Yield every provider with its name, nested containers' as ``"infra.cache"``."""
+    for name, provider in container.providers.items():
+        yield f"{prefix}{name}", provider
+        if isinstance(provider, providers.Container):
+            yield from named_providers(provider.container, prefix=f"{prefix}{name}.")
+
+
+def first_names(container: containers.Container) -> dict[int, str]:
+    """Map each provider (by ``id``) to its first name: the name it is known by."""
+    names: dict[int, str] = {}
+    for name, provider in named_providers(container):
+        names.setdefault(id(provider), name)
+    return names
+
+
+def build_graph(
+    container: containers.Container, managers: Sequence[ManagerFactory] = ()
+) -> ResourceGraph:
+    """Collect the resources of ``container`` and the lifespan managers, in order.
 
     ``ContextLocalResource`` providers are per request, not per application, and are
-    left out. Raises ``ConfigurationError`` if the resources depend on each other in
-    a cycle.
+    left out. Managers depend on nothing and come after the container's resources.
+
+    Raises:
+        ConfigurationError: The resources depend on each other in a cycle.
     """
     root = container_name(container)
     names: dict[int, list[str]] = {}
@@ -121,17 +153,35 @@ def build_graph(container: containers.Container) -> ResourceGraph:
         for provider in everything
         if id(provider) not in resources and _uses_any(provider, resources)
     ]
-    return ResourceGraph(container, _topological(list(nodes.values())), users)
+    ordered = _topological(list(nodes.values()))
+    return ResourceGraph(ordered + _manager_nodes(managers), users)
 
 
-def named_providers(
-    container: containers.Container, prefix: str = ""
-) -> Iterator[tuple[str, providers.Provider[object]]]:
-    """Yield every provider with its name, nested containers' as ``"infra.cache"``."""
-    for name, provider in container.providers.items():
-        yield f"{prefix}{name}", provider
-        if isinstance(provider, providers.Container):
-            yield from named_providers(provider.container, prefix=f"{prefix}{name}.")
+def _manager_nodes(managers: Sequence[ManagerFactory]) -> list[ResourceNode]:
+    """Wrap lifespan managers as resources without dependencies, each once.
+
+    Django's signals take a second identical ``connect`` as a no-op, so a manager
+    registered twice (``AppConfig.ready()`` run twice) runs once here too.
+    """
+    nodes: dict[ManagerFactory, ResourceNode] = {}
+    for manager in managers:
+        name = _manager_name(manager)
+        if manager in nodes:
+            logger.debug("Lifespan manager %s is registered twice; it runs once.", name)
+            continue
+        nodes[manager] = ResourceNode(
+            path=f"lifespan manager {name}",
+            names=(),
+            provider=providers.Resource(manager),
+            merges_state=True,
+        )
+    return list(nodes.values())
+
+
+def _manager_name(manager: ManagerFactory) -> str:
+    module = getattr(manager, "__module__", None)
+    name = getattr(manager, "__qualname__", None) or repr(manager)
+    return f"{module}.{name}" if module else name
 
 
 def _display_path(

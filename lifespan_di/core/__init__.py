@@ -1,0 +1,14 @@
+"""The lifecycle core: start and stop a container's resources, with no request in sight.
+
+Nothing here imports Django's request machinery or the request scope (a test checks
+the import graph):
+
+- ``graph``: the resources, their names and dependencies, the order and waves;
+- ``forms``: which form a resource has, and how each form opens and closes;
+- ``engine``: start in dependency order, concurrently, with rollback; publish the state;
+- ``shutdown``: stop in reverse dependency order, every teardown attempted and bounded;
+- ``report``: what happened to each resource, and the errors that say so;
+- ``lifespan``: ``ContainerLifespan`` and the one answer to "which lifespan runs
+  here?";
+- ``loop``: an event loop on a private thread, for sync code that owns resources.
+"""

@@ -1,0 +1,303 @@
+"""``ContainerLifespan``: one run of a container's resources, and which runs here.
+
+ContextVars set during lifespan are not visible in requests on any server, and
+granian empties the server's state dict before shutdown (see "What lifespan_di relies
+on" in docs/how-it-works.md), so the process keeps its own record of the lifespans
+that run in it. ``running_lifespan()`` is the one answer to "which lifespan runs
+here?"; ``inject`` reads ``RUNTIME.active``, the same answer as a plain attribute,
+because it asks on every call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from time import perf_counter
+from types import TracebackType
+from typing import Any, Literal
+
+from dependency_injector import containers, providers
+
+from lifespan_di.core.engine import Engine
+from lifespan_di.core.graph import ManagerFactory, build_graph, container_name
+from lifespan_di.core.report import ResourceRecord, shutdown_failure
+from lifespan_di.exceptions import AlreadyRunningError, ConfigurationError
+
+__all__ = [
+    "LIFESPAN_STATE_KEY",
+    "RUNTIME",
+    "ContainerLifespan",
+    "container_lifespan",
+    "running_lifespan",
+    "valid_timeout",
+]
+
+logger = logging.getLogger("lifespan_di")
+
+LIFESPAN_STATE_KEY = "lifespan_di:lifespan"
+"""State key of the marker that says a lifespan_di lifespan ran; its value is the
+``ContainerLifespan``. A ``:`` never occurs in a provider path, so it cannot collide."""
+
+Phase = Literal["new", "starting", "running", "stopping", "stopped"]
+
+
+class ContainerLifespan:
+    """Start a container's app-scoped resources, then shut them down.
+
+    Use it through ``container_lifespan()`` as an async context manager, or call
+    ``startup()`` and ``shutdown()`` yourself. One instance runs once; the same
+    container can be started again with a new instance after shutdown.
+    """
+
+    def __init__(
+        self,
+        container: containers.Container | None,
+        *,
+        startup_timeout: float | None = 30.0,
+        shutdown_timeout: float | None = 30.0,
+        managers: Sequence[ManagerFactory] = (),
+    ) -> None:
+        _check_timeout("startup_timeout", startup_timeout)
+        _check_timeout("shutdown_timeout", shutdown_timeout)
+        self.name = (
+            "lifespan managers" if container is None else container_name(container)
+        )
+        # Without a container (only registered managers), an empty one keeps the
+        # engine, and the process's record of running lifespans, uniform.
+        self.container = (
+            containers.DynamicContainer() if container is None else container
+        )
+        self.managers = tuple(managers)
+        self.startup_timeout = startup_timeout
+        self.shutdown_timeout = shutdown_timeout
+        self.state: dict[str, Any] = {}
+        """Started values by provider name, plus the ``LIFESPAN_STATE_KEY`` marker."""
+        self.records: dict[str, ResourceRecord] = {}
+        """What happened to each resource, by its path (``"Container.db"``)."""
+        self._phase: Phase = "new"
+        self._engine: Engine | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether startup completed and shutdown has not begun."""
+        return self._phase == "running"
+
+    def started_value(self, provider: providers.Provider[Any], default: Any) -> Any:
+        """Return the value ``provider`` started with in this lifespan, or ``default``.
+
+        ``default`` also when the lifespan is not running: its values are closed.
+        """
+        if self._phase != "running" or self._engine is None:
+            return default
+        for node, value in self._engine.values.items():
+            if node.provider is provider:
+                return value
+        return default
+
+    async def __aenter__(self) -> dict[str, Any]:
+        return await self.startup()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+    async def startup(self) -> dict[str, Any]:
+        """Start every resource after the ones it depends on; return the state.
+
+        Raises:
+            StartupError: A resource raised or ``startup_timeout`` passed; every
+                resource that had started was shut down first.
+            AlreadyRunningError: This container's lifespan is already running.
+        """
+        if self._phase != "new":
+            msg = (
+                f"Cannot start {self.name!r} again with the same ContainerLifespan: "
+                "create a new one with container_lifespan()."
+            )
+            raise RuntimeError(msg)
+        RUNTIME.claim(self)
+        self._phase = "starting"
+        began = perf_counter()
+        try:
+            engine = self._engine = Engine(
+                self.name,
+                build_graph(self.container, self.managers),
+                startup_timeout=self.startup_timeout,
+                shutdown_timeout=self.shutdown_timeout,
+            )
+            self.records = engine.records
+            await engine.start()
+            self.state.update(await engine.publish())
+        except BaseException:
+            self._stopped()
+            raise
+        self.state[LIFESPAN_STATE_KEY] = self
+        self._phase = "running"
+        RUNTIME.activate(self)
+        logger.info(
+            "Started %d resources of %s in %.1f ms.",
+            len(engine.started),
+            self.name,
+            (perf_counter() - began) * 1000,
+        )
+        return self.state
+
+    async def shutdown(self) -> None:
+        """Shut down every started resource before the ones it depends on.
+
+        Every teardown is attempted, each bounded by ``shutdown_timeout``. Calling
+        it on a lifespan that is not running does nothing.
+
+        Raises:
+            ShutdownError: One or more teardowns raised or timed out.
+        """
+        engine = self._engine
+        if self._phase != "running" or engine is None:
+            return
+        self._phase = "stopping"
+        RUNTIME.deactivate(self)
+        began = perf_counter()
+        try:
+            _, errors = await engine.stop(list(reversed(engine.started)))
+        finally:
+            self._stopped()
+        if errors:
+            raise shutdown_failure(self.name, errors, len(self.records))
+        logger.info(
+            "Stopped %d resources of %s in %.1f ms.",
+            len(engine.started),
+            self.name,
+            (perf_counter() - began) * 1000,
+        )
+
+    def _stopped(self) -> None:
+        self._phase = "stopped"
+        if self._engine is not None:
+            self._engine.forget_closed_values()
+        RUNTIME.release(self)
+
+
+def container_lifespan(
+    container: containers.Container,
+    *,
+    startup_timeout: float | None = 30.0,
+    shutdown_timeout: float | None = 30.0,
+) -> ContainerLifespan:
+    """Run a container's app-scoped resources for an ``async with`` block.
+
+    On entry every ``providers.Resource`` of the container (nested containers
+    included, ``ContextLocalResource`` excluded) starts after the resources it
+    depends on, independent ones concurrently; the block receives the state: each
+    started value under its provider name (``"db"``, ``"infra.cache"``). If one
+    fails to start, the ones already started are shut down, newest first, and
+    ``StartupError`` is raised. On exit the resources are shut down in reverse
+    dependency order; every teardown is attempted and failures are raised together
+    as ``ShutdownError``.
+
+    ``startup_timeout`` bounds the whole startup; ``shutdown_timeout`` bounds each
+    resource's teardown. ``None`` means no bound.
+
+    Example:
+
+    ```python
+    async with container_lifespan(Container()) as state:
+        client = state["httpx_client"]
+    ```
+    """
+    return ContainerLifespan(
+        container, startup_timeout=startup_timeout, shutdown_timeout=shutdown_timeout
+    )
+
+
+class Runtime:
+    """The container lifespans of this process.
+
+    A lifespan *claims* its container when its startup begins and releases it when
+    its shutdown ends, so one container never runs twice at once. It is *running*
+    between startup complete and the start of shutdown; the newest running one is
+    ``active``.
+    """
+
+    __slots__ = ("active", "claimed", "running")
+
+    def __init__(self) -> None:
+        self.claimed: dict[int, ContainerLifespan] = {}
+        self.running: list[ContainerLifespan] = []
+        self.active: ContainerLifespan | None = None
+
+    def claim(self, lifespan: ContainerLifespan) -> None:
+        """Reserve the lifespan's container, or raise if another lifespan holds it."""
+        key = id(lifespan.container)
+        if key in self.claimed:
+            msg = (
+                f"Cannot start the resources of {lifespan.name!r}: its lifespan is "
+                "already running in this process. Shut that lifespan down first, or "
+                "use another container instance."
+            )
+            raise AlreadyRunningError(msg)
+        self.claimed[key] = lifespan
+
+    def activate(self, lifespan: ContainerLifespan) -> None:
+        """Record that ``lifespan`` has started its resources."""
+        self.running.append(lifespan)
+        self.active = lifespan
+
+    def deactivate(self, lifespan: ContainerLifespan) -> None:
+        """Record that ``lifespan`` is shutting down; the previous one is active."""
+        if lifespan in self.running:
+            self.running.remove(lifespan)
+        self.active = self.running[-1] if self.running else None
+
+    def release(self, lifespan: ContainerLifespan) -> None:
+        """Free the lifespan's container so that it can be started again."""
+        self.deactivate(lifespan)
+        if self.claimed.get(id(lifespan.container)) is lifespan:
+            del self.claimed[id(lifespan.container)]
+
+
+RUNTIME = Runtime()
+
+
+def running_lifespan(
+    container: object | None = None, *, state: Mapping[str, Any] | None = None
+) -> ContainerLifespan | None:
+    """Return the lifespan running in this process, or None.
+
+    By default the newest one (the server's, in a served process). Its ``records``
+    say, per resource, its status, dependencies and start and stop times; its
+    ``state`` holds the started values.
+
+    Args:
+        container: That container's running lifespan instead.
+        state: A request's copy of the lifespan state (``scope["state"]``): the
+            lifespan that published it, while it runs. A state that no lifespan_di
+            lifespan published falls back to the default.
+    """
+    if state is not None:
+        published = state.get(LIFESPAN_STATE_KEY)
+        if isinstance(published, ContainerLifespan):
+            return published if published.running else None
+    if container is None:
+        return RUNTIME.active
+    lifespan = RUNTIME.claimed.get(id(container))
+    return lifespan if lifespan is not None and lifespan.running else None
+
+
+def valid_timeout(value: object) -> bool:
+    """Whether ``value`` is a timeout: a positive number of seconds, or None."""
+    if value is None:
+        return True
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _check_timeout(name: str, value: float | None) -> None:
+    if not valid_timeout(value):
+        msg = (
+            f"Cannot use {name}={value!r}: it must be a positive number of seconds "
+            "or None."
+        )
+        raise ConfigurationError(msg)

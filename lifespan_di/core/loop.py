@@ -1,0 +1,69 @@
+"""An event loop on a private daemon thread, for sync code that owns resources."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable
+from typing import TypeVar
+
+__all__ = ["LoopThread", "running_loop"]
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An event loop running on a private daemon thread.
+
+    Sync code hands it coroutines with ``run()``; every coroutine runs on the same
+    loop, so loop-bound resources (httpx, asyncpg) started there stay usable.
+    """
+
+    def __init__(self, name: str = "lifespan_di") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        """Run ``awaitable`` on the loop and return its result (blocking)."""
+        if threading.current_thread() is self._thread:
+            msg = (
+                "Cannot wait on the lifespan's own loop from inside it: await instead."
+            )
+            raise RuntimeError(msg)
+        return asyncio.run_coroutine_threadsafe(_awaited(awaitable), self.loop).result()
+
+    def close(self) -> None:
+        """Cancel what still runs on the loop, stop it and join the thread."""
+        if self.loop.is_closed():
+            return
+        asyncio.run_coroutine_threadsafe(_finish(self.loop), self.loop).result()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+async def _finish(loop: asyncio.AbstractEventLoop) -> None:
+    current = asyncio.current_task()
+    tasks = [task for task in asyncio.all_tasks() if task is not current]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await loop.shutdown_asyncgens()
+    await loop.shutdown_default_executor()
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """Return the event loop running in this thread, if any."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

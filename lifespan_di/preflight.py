@@ -1,0 +1,119 @@
+"""Every problem that fails a lifespan startup before any resource starts, in one list.
+
+Every entry point asks here, so they agree: the ASGI startup (and the test clients,
+which go through it), ``lifespan()``, ``manage.py lifespan check`` and, as system
+checks, ``manage.py check``. The problems and their ids are listed in
+docs/configuration.md; the checks that do not stop a startup (a missing
+``LifespanStateMiddleware``, the warnings) are in ``checks``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from dependency_injector import containers
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from lifespan_di.compat.django_asgi_lifespan import (
+    registered_managers,
+    signal_receivers,
+)
+from lifespan_di.conf import (
+    Problem,
+    configured_container,
+    container_configured,
+    container_problems,
+    get_settings,
+    settings_problems,
+)
+from lifespan_di.core.lifespan import ContainerLifespan
+from lifespan_di.exceptions import ConfigurationError
+from lifespan_di.health.declared import health_check_problems
+from lifespan_di.injection import unresolved_injections
+from lifespan_di.providers import request_resources
+
+__all__ = ["prepare_lifespan", "startup_problems"]
+
+
+def startup_problems(
+    container: containers.Container | None = None,
+) -> list[Problem]:
+    """Return every problem that would fail the startup of a lifespan.
+
+    Args:
+        container: The container to run instead of the configured one
+            (``get_asgi_application(container=...)``). The setting then needs no
+            ``CONTAINER``, and the URLconf's markers are not held to it: an explicit
+            container may serve other views.
+    """
+    required = container is None and not signal_receivers()
+    problems = settings_problems(required=required)
+    if container is None and container_configured() and not problems:
+        problems += container_problems()
+        if not problems:
+            container = configured_container()
+            problems += _view_marker_problems(container)
+    if container is not None:
+        problems += [
+            Problem("lifespan_di.E008", problem)
+            for problem in health_check_problems(container)
+        ]
+    return problems
+
+
+async def prepare_lifespan(
+    container: containers.Container | None = None,
+) -> ContainerLifespan:
+    """Check everything a startup needs, then create the lifespan to start.
+
+    The lifespan runs ``container`` (by default the configured one) and the
+    registered lifespan managers, with the timeouts of ``LIFESPAN_DI``.
+
+    Raises:
+        ConfigurationError: One or more startup problems, all named in the message.
+    """
+    problems = startup_problems(container)
+    if problems:
+        error = ConfigurationError(" ".join(map(str, problems)))
+        error.check_id = problems[0].id
+        raise error
+    managers = await registered_managers()
+    config = get_settings() if container_configured() else None
+    if container is None and config is not None:
+        container = configured_container()
+    if container is not None:
+        request_resources(container)  # names them for messages, before any request
+    if config is None:
+        return ContainerLifespan(container, managers=managers)
+    return ContainerLifespan(
+        container,
+        startup_timeout=config.startup_timeout,
+        shutdown_timeout=config.shutdown_timeout,
+        managers=managers,
+    )
+
+
+def _view_marker_problems(container: containers.Container) -> list[Problem]:
+    """The ``inject`` markers of the URLconf's views that ``container`` cannot resolve.
+
+    None when the URLconf cannot be imported: Django's own URL checks and every
+    request report that.
+    """
+    try:
+        patterns = get_resolver().url_patterns
+    except Exception:
+        return []
+    return [
+        Problem("lifespan_di.E007", problem)
+        for view in _views(patterns)
+        for problem in unresolved_injections(container, view)
+    ]
+
+
+def _views(patterns: Iterable[URLPattern | URLResolver]) -> Iterator[Any]:
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _views(pattern.url_patterns)
+        else:
+            yield pattern.callback
