@@ -17,11 +17,10 @@ from dependency_injector import containers, providers, resources
 from django.core.signals import request_finished
 from django.test import AsyncClient, Client, override_settings
 
-from lifespan_di import get_container, lifespan
+from lifespan_di import get_container, lifespan, request_scope
 from lifespan_di.exceptions import RequestScopeError
 from lifespan_di.handler import LifespanASGIHandler
 from lifespan_di.providers import RequestResource
-from lifespan_di import request_scope
 from lifespan_di.testing import LifespanAsyncClient, LifespanClient, override
 from tests.project.containers import Session
 

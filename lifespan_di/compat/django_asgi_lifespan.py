@@ -13,13 +13,12 @@ same timeouts.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, MutableMapping
+from collections.abc import AsyncGenerator, Callable, Mapping, MutableMapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from django.dispatch import Signal
-
-from lifespan_di.core.graph import ManagerFactory
 
 __all__ = [
     "LifespanManager",
@@ -42,6 +41,10 @@ asgi_shutdown = Signal()
 
 asgi_lifespan = Signal()
 """Collects lifespan managers: each receiver returns one (see ``register``)."""
+
+ManagerFactory: TypeAlias = Callable[[], AbstractAsyncContextManager[Mapping[str, Any]]]
+"""A callable returning an async context manager that yields state values, such as an
+``@asynccontextmanager`` function: a lifespan manager."""
 
 State: TypeAlias = MutableMapping[str, Any]
 """What a lifespan manager yields; ``request.state`` satisfies it too."""

@@ -260,11 +260,7 @@ class Engine:
     async def stop(
         self, nodes: list[ResourceNode]
     ) -> tuple[list[ResourceNode], Failures]:
-        """Stop ``nodes`` (given newest first), each after the resources that use it.
-
-        Every teardown is attempted, each bounded by ``shutdown_timeout``. Returns the
-        nodes in the order their teardown ended, and the failures.
-        """
+        """Stop ``nodes``, given newest first: see ``shutdown.stop_all``."""
         return await stop_all(
             nodes,
             self.records,

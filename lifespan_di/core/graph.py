@@ -10,18 +10,16 @@ lifespan_di relies on" in docs/how-it-works.md), so the graph is built here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from dependency_injector import containers, providers
 
 from lifespan_di.compat.dependency_injector import declarative_class
+from lifespan_di.compat.django_asgi_lifespan import ManagerFactory
 from lifespan_di.exceptions import ConfigurationError
 
 __all__ = [
-    "ManagerFactory",
     "ResourceGraph",
     "ResourceNode",
     "build_graph",
@@ -31,10 +29,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("lifespan_di")
-
-ManagerFactory = Callable[[], AbstractAsyncContextManager[Mapping[str, Any]]]
-"""A callable returning an async context manager that yields state values, such as an
-``@asynccontextmanager`` function (django-asgi-lifespan's lifespan managers)."""
 
 
 @dataclass(eq=False)

@@ -18,8 +18,9 @@ from typing import Any, Literal
 
 from dependency_injector import containers, providers
 
+from lifespan_di.compat.django_asgi_lifespan import ManagerFactory
 from lifespan_di.core.engine import Engine
-from lifespan_di.core.graph import ManagerFactory, build_graph, container_name
+from lifespan_di.core.graph import build_graph, container_name
 from lifespan_di.core.report import ResourceRecord, shutdown_failure
 from lifespan_di.exceptions import AlreadyRunningError, ConfigurationError
 
@@ -216,10 +217,9 @@ def container_lifespan(
 class Runtime:
     """The container lifespans of this process.
 
-    A lifespan *claims* its container when its startup begins and releases it when
-    its shutdown ends, so one container never runs twice at once. It is *running*
-    between startup complete and the start of shutdown; the newest running one is
-    ``active``.
+    A lifespan *claims* its container from the start of startup to the end of
+    shutdown, so one container never runs twice at once; it is *running* in between,
+    and the newest running one is ``active``.
     """
 
     __slots__ = ("active", "claimed", "running")
@@ -268,8 +268,7 @@ def running_lifespan(
     """Return the lifespan running in this process, or None.
 
     By default the newest one (the server's, in a served process). Its ``records``
-    say, per resource, its status, dependencies and start and stop times; its
-    ``state`` holds the started values.
+    say what happened to each resource; its ``state`` holds the started values.
 
     Args:
         container: That container's running lifespan instead.
@@ -277,13 +276,11 @@ def running_lifespan(
             lifespan that published it, while it runs. A state that no lifespan_di
             lifespan published falls back to the default.
     """
-    if state is not None:
-        published = state.get(LIFESPAN_STATE_KEY)
-        if isinstance(published, ContainerLifespan):
-            return published if published.running else None
-    if container is None:
-        return RUNTIME.active
-    lifespan = RUNTIME.claimed.get(id(container))
+    lifespan = None if state is None else state.get(LIFESPAN_STATE_KEY)
+    if not isinstance(lifespan, ContainerLifespan):
+        if container is None:
+            return RUNTIME.active
+        lifespan = RUNTIME.claimed.get(id(container))
     return lifespan if lifespan is not None and lifespan.running else None
 
 
