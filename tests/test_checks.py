@@ -12,7 +12,9 @@ from django.test import override_settings
 from lifespan_di import get_container
 from lifespan_di.conf import get_settings
 from lifespan_di.exceptions import ConfigurationError
+from tests.project.broken_settings import BROKEN
 from tests.project.containers import Container
+from tests.test_lifespan_command import broken
 
 
 def check_ids() -> list[str]:
@@ -151,6 +153,14 @@ class TestChecks:
 
         with override_settings(INSTALLED_APPS=installed, STATIC_URL="/static/"):
             assert "lifespan_di.W001" not in check_ids()
+
+    @pytest.mark.parametrize("check_id", sorted(BROKEN))
+    def test_every_startup_problem_is_a_system_check(self, check_id: str) -> None:
+        """Each problem that fails the lifespan startup is reported by manage.py check, under its own id only."""
+        with broken(check_id):
+            found = check_ids()
+
+        assert set(found) == {check_id}
 
 
 class TestSettings:

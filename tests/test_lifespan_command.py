@@ -2,22 +2,79 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import pytest
+from asgiref.testing import ApplicationCommunicator
 from dependency_injector import containers, providers
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
+from lifespan_di import LifespanASGIHandler
+from tests.project.broken_settings import BROKEN, MISSING
 from tests.recorder import Recorder
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The project's views use its own container; these tests run other containers.
 EMPTY_URLS = "tests.project.empty_urls"
+
+
+@contextmanager
+def broken(check_id: str) -> Iterator[None]:
+    """The test project's settings with the problem ``check_id`` stands for."""
+    changes = BROKEN[check_id]
+    with override_settings(
+        **{name: value for name, value in changes.items() if value is not MISSING}
+    ):
+        for name, value in changes.items():
+            if value is MISSING:
+                delattr(settings, name)
+        yield
+
+
+async def startup_answer() -> dict[str, Any]:
+    """What the ASGI application answers a server's lifespan.startup."""
+    communicator = ApplicationCommunicator(
+        LifespanASGIHandler(), {"type": "lifespan", "state": {}}
+    )
+    await communicator.send_input({"type": "lifespan.startup"})
+    answer: dict[str, Any] = await communicator.receive_output(timeout=10)
+    if answer["type"] == "lifespan.startup.complete":
+        await communicator.send_input({"type": "lifespan.shutdown"})
+        await communicator.receive_output(timeout=10)
+    await communicator.wait(timeout=10)
+    return answer
+
+
+def run_lifespan_check(
+    check_id: str, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """``manage.py lifespan [options] check`` as a process, on the broken settings."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.project.broken_settings",
+        "PYTHONPATH": str(REPO_ROOT),
+        "LIFESPAN_DI_TEST_BROKEN": check_id,
+    }
+    env.pop("LIFESPAN_DI_TEST_RECORD", None)
+    return subprocess.run(
+        [sys.executable, "-m", "django", "lifespan", *options, "check"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def run(*args: str) -> str:
@@ -144,6 +201,26 @@ class TestCheck:
         assert (
             "CommandError: Cannot start resource 'Container.counter'" in result.stderr
         )
+
+
+@pytest.mark.e2e
+class TestRefusesWhatTheServerRefuses:
+    @pytest.mark.parametrize("options", [(), ("--skip-checks",)], ids=["", "skip"])
+    @pytest.mark.parametrize("check_id", sorted(BROKEN))
+    def test_same_refusal_as_the_server(
+        self, check_id: str, options: tuple[str, ...]
+    ) -> None:
+        """For every problem that fails the server's startup, check exits 1 with the message of the server's lifespan.startup.failed, with or without --skip-checks."""
+        with broken(check_id):
+            answer = asyncio.run(startup_answer())
+
+        result = run_lifespan_check(check_id, *options)
+
+        assert answer["type"] == "lifespan.startup.failed"
+        assert f"({check_id})" in answer["message"]
+        assert result.returncode == 1, result.stderr
+        assert f"CommandError: {answer['message']}" in result.stderr
+        assert "started and stopped cleanly" not in result.stdout
 
 
 class TestGraph:
