@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from dependency_injector import containers, providers
@@ -68,6 +69,14 @@ class TestNames:
         """django-asgi-lifespan's import paths exist here, with the same meaning."""
         assert asgi.get_asgi_application().__class__ is LifespanASGIHandler
         assert AsyncMiddleware is LifespanStateMiddleware
+
+    def test_get_asgi_application_sets_django_up_through_its_module(self) -> None:
+        """get_asgi_application() calls django.setup() through lifespan_di.asgi's own django import, which django-asgi-lifespan's tests patch."""
+        with patch("lifespan_di.asgi.django.setup") as setup:
+            application = asgi.get_asgi_application()
+
+        setup.assert_called_once_with(set_prefix=False)
+        assert isinstance(application, LifespanASGIHandler)
 
 
 class TestLifespanManagers:
