@@ -134,7 +134,8 @@ GUNICORN_UVICORN = Spec(
     ),
     "fd",
     workers=2,
-    # gunicorn >= 25 opens a control socket under ~/.gunicorn/ (FACTS.md §1).
+    # gunicorn 27 opens a control socket under ~/.gunicorn/ at every start
+    # (docs/how-it-works.md, "What lifespan_di relies on").
     test_options=("--no-control-socket",),
 )
 GUNICORN_ASGI = Spec(

@@ -1,9 +1,9 @@
 """The server matrix: each lifespan server serves, drains, and refuses a failed startup.
 
 Exit codes and log lines are what each server was measured to do (uvicorn 0.54,
-uvicorn-worker 0.4, gunicorn 27.0, hypercorn 0.18, granian 2.8; FACTS.md §1), pinned
-so that a server release that changes them is noticed; docs/deploying.md says what to
-do about each.
+uvicorn-worker 0.4, gunicorn 27.0, hypercorn 0.18, granian 2.8; docs/deploying.md),
+pinned so that a server release that changes them is noticed; docs/deploying.md says
+what to do about each.
 """
 
 from __future__ import annotations
