@@ -133,8 +133,8 @@ class RequestScope:
     def closes_after(self, response: HttpResponseBase) -> bool:
         """Whether closing must wait until ``response`` has been sent.
 
-        Not when nothing is open and the body is not streamed: nothing can open
-        while a plain body is sent.
+        Not when nothing is open and the body is not streamed, as nothing can open
+        while a plain body is sent: the scope is then done at once.
         """
         if self._opened or response.streaming:
             return True

@@ -21,9 +21,16 @@ from lifespan_di import (
 )
 from lifespan_di.core.lifespan import RUNTIME
 from lifespan_di.core.loop import LoopThread
-from lifespan_di.exceptions import LifespanNotRunningError, StartupError
+from lifespan_di.exceptions import (
+    ConfigurationError,
+    LifespanNotRunningError,
+    StartupError,
+)
+from lifespan_di.testing import LifespanAsyncClient
+from tests.project.broken_settings import BROKEN
 from tests.project.containers import Counter
 from tests.recorder import Recorder
+from tests.test_lifespan_command import broken, startup_answer
 
 
 @inject
@@ -177,3 +184,22 @@ class TestRunningLifespan:
         }
         assert other is None
         assert after is None
+
+
+class TestPreflight:
+    @pytest.mark.parametrize("check_id", sorted(BROKEN))
+    async def test_refuses_what_the_server_refuses(self, check_id: str) -> None:
+        """lifespan() and the lifespan test client refuse each startup problem with the server's message, before anything starts."""
+        with broken(check_id):
+            answer = await startup_answer()
+            with pytest.raises(ConfigurationError) as by_lifespan:
+                async with lifespan():
+                    pass
+            with pytest.raises(ConfigurationError) as by_client:
+                async with LifespanAsyncClient():
+                    pass
+
+        assert answer["type"] == "lifespan.startup.failed"
+        assert str(by_lifespan.value) == answer["message"]
+        assert str(by_client.value) == answer["message"]
+        assert RUNTIME.active is None
