@@ -63,7 +63,7 @@ class LifespanASGIHandler(ASGIHandler):
         super().__init__()
         self.container = container
         self.lifespan: ContainerLifespan | None = None
-        """The lifespan started by the last ``lifespan.startup``."""
+        """The lifespan this handler runs; when none runs, the last one it tried."""
         self.startup_error: Exception | None = None
         """Why the last startup failed, if it did (test clients re-raise it)."""
 
@@ -110,8 +110,12 @@ class LifespanASGIHandler(ASGIHandler):
         """
         self.startup_error = None
         try:
-            lifespan = self.lifespan = await prepare_lifespan(self.container)
+            lifespan = await prepare_lifespan(self.container)
+            if self.lifespan is None or not self.lifespan.running:
+                # A scope refused while another runs must not hide the running one.
+                self.lifespan = lifespan
             state = await lifespan.startup()
+            self.lifespan = lifespan
         except Exception as error:
             self.startup_error = error
             raise _startup_failed(_describe(error)) from error

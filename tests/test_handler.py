@@ -276,6 +276,28 @@ class TestProtocolViolations:
         assert "second 'lifespan.startup'" in message["message"]
         assert recorder.stopped == ["last", "middle", "first"]
 
+    async def test_refused_second_lifespan_keeps_the_running_one(
+        self, recorder: Recorder
+    ) -> None:
+        """A second lifespan scope refused while the first runs leaves handler.lifespan on the running one."""
+        handler = LifespanASGIHandler(three_resources(recorder))
+        first = Lifespan(handler, {})
+        await first.send("lifespan.startup")
+        running = handler.lifespan
+
+        second = Lifespan(handler, {})
+        refused = await second.send("lifespan.startup")
+        await second.finished()
+        kept = handler.lifespan
+        await first.send("lifespan.shutdown")
+        await first.finished()
+
+        assert refused["type"] == "lifespan.startup.failed"
+        assert "already running" in refused["message"]
+        assert running is not None
+        assert kept is running
+        assert recorder.stopped == ["last", "middle", "first"]
+
     async def test_unknown_message_while_running(self, recorder: Recorder) -> None:
         """An unknown message while running gets shutdown.failed after the resources are shut down."""
         lifespan = Lifespan(LifespanASGIHandler(three_resources(recorder)), {})
