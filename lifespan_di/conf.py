@@ -244,6 +244,16 @@ def _load(value: object) -> containers.Container | Problem:
                 "Use the dotted path of your container class, "
                 "e.g. 'myproject.containers.Container'.",
             )
+        except Exception as error:
+            # The module exists but its own code raised: a check must report it,
+            # not crash `manage.py check` with the module's traceback.
+            return Problem(
+                "lifespan_di.E003",
+                f"Cannot import LIFESPAN_DI['CONTAINER'] = {value!r}: importing it "
+                f"raised {error!r}.",
+                "Fix the module so that importing it does not raise: importing it "
+                "in a Python shell shows the traceback.",
+            )
     if isinstance(target, containers.Container):
         return target
     if isinstance(target, type) and issubclass(target, containers.DeclarativeContainer):

@@ -50,6 +50,11 @@ class TestChecks:
                 "Cannot import",
             ),
             (
+                {"CONTAINER": "tests.project.raising_container.Container"},
+                "lifespan_di.E003",
+                "importing it raised RuntimeError('the container module is broken')",
+            ),
+            (
                 {"CONTAINER": "tests.project.containers.Greeter"},
                 "lifespan_di.E004",
                 "is not a dependency-injector container",

@@ -240,6 +240,24 @@ class TestStartupAndShutdown:
             in message["message"]
         )
 
+    async def test_container_module_raising_fails_startup_as_e003(self) -> None:
+        """A container module raising a non-ImportError at import fails the startup with E003 naming the exception."""
+        with override_settings(
+            LIFESPAN_DI={"CONTAINER": "tests.project.raising_container.Container"}
+        ):
+            lifespan = Lifespan(LifespanASGIHandler(), {})
+            message = await lifespan.send("lifespan.startup")
+            await lifespan.finished()
+
+        assert message["type"] == "lifespan.startup.failed"
+        assert message["message"].startswith(
+            "Cannot import LIFESPAN_DI['CONTAINER'] = "
+            "'tests.project.raising_container.Container': importing it raised "
+            "RuntimeError('the container module is broken')."
+        )
+        assert "(lifespan_di.E003)" in message["message"]
+        assert "Traceback" not in message["message"]
+
 
 class TestProtocolViolations:
     async def test_unknown_message_before_startup(self, recorder: Recorder) -> None:
