@@ -12,7 +12,8 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from lifespan_di.core.lifespan import ContainerLifespan, running_lifespan, valid_timeout
+from lifespan_di.core.lifespan import ContainerLifespan, running_lifespan
+from lifespan_di.core.timeouts import valid_timeout
 from lifespan_di.exceptions import ConfigurationError
 
 __all__ = [
@@ -128,7 +129,8 @@ def _timeout_problems(raw: dict[str, Any]) -> list[Problem]:
         Problem(
             "lifespan_di.E005",
             f"LIFESPAN_DI[{key!r}] is {value!r}.",
-            "Use a positive number of seconds, or None for no limit.",
+            "Use a positive, finite number of seconds no larger than the largest "
+            "float, or None for no limit.",
         )
         for key in ("STARTUP_TIMEOUT", "SHUTDOWN_TIMEOUT")
         if not valid_timeout(value := raw.get(key, DEFAULT_TIMEOUT))
@@ -140,7 +142,8 @@ def _timeout_problems(raw: dict[str, Any]) -> list[Problem]:
             Problem(
                 "lifespan_di.E012",
                 f"LIFESPAN_DI['HEALTH_CHECK_TIMEOUT'] is {health_timeout!r}.",
-                "Use a positive number of seconds.",
+                "Use a positive, finite number of seconds no larger than the "
+                "largest float.",
             )
         )
     return problems

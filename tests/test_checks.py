@@ -65,6 +65,21 @@ class TestChecks:
                 "LIFESPAN_DI['STARTUP_TIMEOUT'] is 0",
             ),
             (
+                {"CONTAINER": Container, "STARTUP_TIMEOUT": 10**400},
+                "lifespan_di.E005",
+                "LIFESPAN_DI['STARTUP_TIMEOUT'] is 1000",
+            ),
+            (
+                {"CONTAINER": Container, "SHUTDOWN_TIMEOUT": float("inf")},
+                "lifespan_di.E005",
+                "LIFESPAN_DI['SHUTDOWN_TIMEOUT'] is inf",
+            ),
+            (
+                {"CONTAINER": Container, "HEALTH_CHECK_TIMEOUT": float("inf")},
+                "lifespan_di.E012",
+                "LIFESPAN_DI['HEALTH_CHECK_TIMEOUT'] is inf",
+            ),
+            (
                 {"CONTAINER": Container, "SHUTDOWN_TIMEOUT": "30"},
                 "lifespan_di.E005",
                 "LIFESPAN_DI['SHUTDOWN_TIMEOUT'] is '30'",

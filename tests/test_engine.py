@@ -765,3 +765,14 @@ async def test_invalid_timeout_is_rejected() -> None:
 
     with pytest.raises(ConfigurationError, match="startup_timeout=0"):
         container_lifespan(containers.DynamicContainer(), startup_timeout=0)
+
+
+@pytest.mark.parametrize(
+    "timeout", [10**400, float("inf"), float("nan")], ids=["huge", "inf", "nan"]
+)
+def test_timeout_the_event_loop_cannot_use_is_rejected(timeout: float) -> None:
+    """A timeout that is not finite or too large for a float is refused when the lifespan is created, not at startup."""
+    from lifespan_di.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="finite"):
+        container_lifespan(containers.DynamicContainer(), shutdown_timeout=timeout)

@@ -258,6 +258,24 @@ class TestStartupAndShutdown:
         assert "(lifespan_di.E003)" in message["message"]
         assert "Traceback" not in message["message"]
 
+    async def test_timeout_too_large_for_the_event_loop_fails_startup_as_e005(
+        self,
+    ) -> None:
+        """A STARTUP_TIMEOUT too large to add to the loop's clock fails the startup as E005, not with OverflowError."""
+        with override_settings(
+            LIFESPAN_DI={
+                "CONTAINER": "tests.project.containers.Container",
+                "STARTUP_TIMEOUT": 10**400,
+            }
+        ):
+            lifespan = Lifespan(LifespanASGIHandler(), {})
+            message = await lifespan.send("lifespan.startup")
+            await lifespan.finished()
+
+        assert message["type"] == "lifespan.startup.failed"
+        assert "(lifespan_di.E005)" in message["message"]
+        assert "OverflowError" not in message["message"]
+
 
 class TestProtocolViolations:
     async def test_unknown_message_before_startup(self, recorder: Recorder) -> None:

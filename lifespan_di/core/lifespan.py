@@ -22,7 +22,8 @@ from lifespan_di.compat.django_asgi_lifespan import ManagerFactory
 from lifespan_di.core.engine import Engine
 from lifespan_di.core.graph import build_graph, container_name
 from lifespan_di.core.report import ResourceRecord, shutdown_failure
-from lifespan_di.exceptions import AlreadyRunningError, ConfigurationError
+from lifespan_di.core.timeouts import check_timeout
+from lifespan_di.exceptions import AlreadyRunningError
 
 __all__ = [
     "LIFESPAN_STATE_KEY",
@@ -30,7 +31,6 @@ __all__ = [
     "ContainerLifespan",
     "container_lifespan",
     "running_lifespan",
-    "valid_timeout",
 ]
 
 logger = logging.getLogger("lifespan_di")
@@ -58,8 +58,8 @@ class ContainerLifespan:
         shutdown_timeout: float | None = 30.0,
         managers: Sequence[ManagerFactory] = (),
     ) -> None:
-        _check_timeout("startup_timeout", startup_timeout)
-        _check_timeout("shutdown_timeout", shutdown_timeout)
+        check_timeout("startup_timeout", startup_timeout)
+        check_timeout("shutdown_timeout", shutdown_timeout)
         self.name = (
             "lifespan managers" if container is None else container_name(container)
         )
@@ -282,19 +282,3 @@ def running_lifespan(
             return RUNTIME.active
         lifespan = RUNTIME.claimed.get(id(container))
     return lifespan if lifespan is not None and lifespan.running else None
-
-
-def valid_timeout(value: object) -> bool:
-    """Whether ``value`` is a timeout: a positive number of seconds, or None."""
-    if value is None:
-        return True
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
-
-
-def _check_timeout(name: str, value: float | None) -> None:
-    if not valid_timeout(value):
-        msg = (
-            f"Cannot use {name}={value!r}: it must be a positive number of seconds "
-            "or None."
-        )
-        raise ConfigurationError(msg)
