@@ -101,3 +101,26 @@ class ShutdownError(LifespanDIError, ExceptionGroup[Exception]):
 
 class RequestScopeError(LifespanDIError, RuntimeError):
     """A request resource was used outside a request, or could not be opened there."""
+
+    @classmethod
+    def no_scope(cls, name: str, *, in_thread: bool) -> RequestScopeError:
+        """Build the error for request resource ``name`` used with no request scope.
+
+        ``in_thread``: used outside the main thread, where the likely cause is a
+        thread that was not given the request's context.
+        """
+        msg = (
+            f"Cannot open the request resource {name!r}: no request is being served "
+            "in this context. Request resources exist per request: serve the "
+            "project with lifespan_di.get_asgi_application() (or add "
+            "LifespanStateMiddleware), or wrap other code in "
+            "`with lifespan_di.request_scope():`."
+        )
+        if in_thread:
+            msg += (
+                " If a request is being served, this thread does not carry the "
+                "request's context (ThreadPoolExecutor.submit() and threading.Thread "
+                "never pass it): use asgiref's sync_to_async() or submit "
+                "contextvars.copy_context().run with the function."
+            )
+        return cls(msg)

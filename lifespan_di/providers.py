@@ -1,16 +1,17 @@
 """``RequestResource``: a resource opened on first use in a request, closed at its end.
 
 dependency-injector's own per-request tools do not fit Django (see "What lifespan_di
-relies on" in docs/how-it-works.md):
-``Closing[...]`` shuts down the app-wide resources the request resource depends on,
-and ``ContextLocalResource`` keeps its instance in a ContextVar that the child task and
-worker thread Django runs a view in set where the handler cannot see or close it; its
-teardown never receives the view's exception either.
+relies on" in docs/how-it-works.md): ``Closing[...]`` shuts down the app-wide
+resources the request resource depends on, and ``ContextLocalResource`` keeps its
+instance in a ContextVar that the child task and worker thread Django runs a view in
+set where the handler cannot see or close it; its teardown never receives the view's
+exception either.
 """
 
 from __future__ import annotations
 
 import inspect
+import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
@@ -258,14 +259,8 @@ def request_resources(
 def _scope_or_raise(provider: RequestResource[Any]) -> RequestScope:
     scope = current_scope()
     if scope is None:
-        msg = (
-            f"Cannot open the request resource {provider.name!r}: no request is "
-            "being served in this context. Request resources exist per request: "
-            "serve the project with lifespan_di.get_asgi_application() (or add "
-            "LifespanStateMiddleware), or wrap other code in "
-            "`with lifespan_di.request_scope():`."
-        )
-        raise RequestScopeError(msg)
+        in_thread = threading.current_thread() is not threading.main_thread()
+        raise RequestScopeError.no_scope(provider.name, in_thread=in_thread)
     return scope
 
 

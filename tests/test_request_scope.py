@@ -7,6 +7,7 @@ import contextvars
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -604,6 +605,30 @@ class TestScopes:
 
         with pytest.raises(RequestScopeError, match="request_scope"):
             resource()
+
+    def test_bare_worker_thread_is_told_to_carry_the_context(self) -> None:
+        """A thread started by a bare ThreadPoolExecutor.submit gets an error naming the ways to carry the request's context."""
+        resource = RequestResource(lambda: "value")
+
+        with request_scope(), ThreadPoolExecutor(max_workers=1) as executor:
+            future = executor.submit(resource)
+            with pytest.raises(RequestScopeError) as caught:
+                future.result(timeout=TIMEOUT)
+
+        assert "does not carry the request's context" in str(caught.value)
+        assert "sync_to_async" in str(caught.value)
+        assert "contextvars.copy_context().run" in str(caught.value)
+
+    def test_thread_carrying_the_context_shares_the_instance(self) -> None:
+        """A thread running in a copy of the request's context gets the request's instance."""
+        resource = RequestResource(lambda: object())
+
+        with request_scope(), ThreadPoolExecutor(max_workers=1) as executor:
+            mine = resource()
+            theirs = executor.submit(contextvars.copy_context().run, resource)
+            shared = theirs.result(timeout=TIMEOUT)
+
+        assert shared is mine
 
     async def test_async_resource_read_synchronously_on_the_loop(self) -> None:
         """Reading an async request resource synchronously on the event loop raises, naming the async ways."""
