@@ -40,13 +40,18 @@ def check_startup(
 def check_middleware(
     app_configs: Sequence[AppConfig] | None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """E006: request.state needs LifespanStateMiddleware."""
+    """E006: outside LifespanASGIHandler, request.state needs the middleware."""
     if MIDDLEWARE in getattr(settings, "MIDDLEWARE", []):
         return []
     return [
         Error(
-            f"{MIDDLEWARE!r} is not in MIDDLEWARE, so views have no request.state.",
-            hint=f"Add {MIDDLEWARE!r} near the top of MIDDLEWARE.",
+            f"{MIDDLEWARE!r} is not in MIDDLEWARE, so requests that "
+            "LifespanASGIHandler does not serve (Django's test Client and "
+            "AsyncClient, WSGI servers) have no request.state and no request scope.",
+            hint=(
+                f"Add {MIDDLEWARE!r} near the top of MIDDLEWARE. Under "
+                "get_asgi_application() requests have request.state without it."
+            ),
             id="lifespan_di.E006",
         )
     ]

@@ -39,6 +39,7 @@ from lifespan_di.scope import (
     exit_scope,
     record_view_exception,
 )
+from lifespan_di.state import LifespanASGIRequest
 
 __all__ = ["LifespanASGIHandler"]
 
@@ -58,6 +59,8 @@ class LifespanASGIHandler(ASGIHandler):
     Args:
         container: The container to run instead of ``LIFESPAN_DI['CONTAINER']``.
     """
+
+    request_class = LifespanASGIRequest  # request.state, with or without middleware
 
     def __init__(self, container: containers.Container | None = None) -> None:
         super().__init__()
@@ -111,18 +114,16 @@ class LifespanASGIHandler(ASGIHandler):
         self.startup_error = None
         try:
             lifespan = await prepare_lifespan(self.container)
-            if self.lifespan is None or not self.lifespan.running:
-                # A scope refused while another runs must not hide the running one.
+            if not (self.lifespan and self.lifespan.running):  # never hide that one
                 self.lifespan = lifespan
-            state = await lifespan.startup()
-            self.lifespan = lifespan
+            await lifespan.startup()
         except Exception as error:
             self.startup_error = error
             raise _startup_failed(_describe(error)) from error
         try:
             server_state = scope.get("state")
             if server_state is not None:
-                server_state.update(state)
+                lifespan.publish(server_state)
             failure = await _send_signal(asgi_startup, type(self), scope)
             if failure is None:
                 yield
@@ -254,8 +255,7 @@ def _refusal(received: str, *, running: bool) -> ASGISendEvent:
             "type": "lifespan.shutdown.failed",
             "message": (
                 f"Received an unexpected lifespan message {received!r} while "
-                "waiting for "
-                "'lifespan.shutdown': the resources have been shut down."
+                "waiting for 'lifespan.shutdown': the resources have been shut down."
             ),
         }
     return {

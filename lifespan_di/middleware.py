@@ -8,14 +8,13 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 
-from lifespan_di.core.lifespan import LIFESPAN_STATE_KEY, running_lifespan
 from lifespan_di.scope import (
     current_scope,
     enter_scope,
     exit_scope,
     record_view_exception,
 )
-from lifespan_di.state import State, UnavailableState
+from lifespan_di.state import request_state
 
 __all__ = ["AsyncMiddleware", "LifespanStateMiddleware", "request_state"]
 
@@ -79,22 +78,3 @@ class LifespanStateMiddleware:
 
 AsyncMiddleware = LifespanStateMiddleware
 """django-asgi-lifespan's name for the middleware (sync and async capable here)."""
-
-
-def request_state(request: HttpRequest) -> State:
-    """Return a new ``State`` for ``request``.
-
-    The server's per-request copy of the lifespan state is used when it carries
-    lifespan_di's marker. Otherwise (a server without ``state``, such as daphne, or
-    Django's test client) the state of the lifespan running in this process is used,
-    and when there is none, a state that explains the problem on first read.
-    """
-    scope = getattr(request, "scope", None)
-    if scope is not None:
-        server_state = scope.get("state")
-        if server_state is not None and LIFESPAN_STATE_KEY in server_state:
-            return State.of_request(server_state)
-    lifespan = running_lifespan()
-    if lifespan is not None:
-        return State(lifespan.state)
-    return UnavailableState()

@@ -1,15 +1,23 @@
-"""``request.state``: the lifespan state with item and attribute access."""
+"""``request.state``: the lifespan state with item and attribute access, per request."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, MutableMapping
+from functools import cached_property
 from typing import Any
 
-from lifespan_di.core.lifespan import LIFESPAN_STATE_KEY, ContainerLifespan
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest
+
+from lifespan_di.core.lifespan import (
+    LIFESPAN_STATE_KEY,
+    ContainerLifespan,
+    running_lifespan,
+)
 from lifespan_di.exceptions import LifespanNotRunningError, StateKeyError
 from lifespan_di.providers import RequestResource, request_resources
 
-__all__ = ["State", "UnavailableState"]
+__all__ = ["LifespanASGIRequest", "State", "UnavailableState", "request_state"]
 
 _WHOLE_STATE = "request.state"
 
@@ -190,3 +198,44 @@ class UnavailableState(State):
 
     def __repr__(self) -> str:
         return "<UnavailableState: no lifespan is running in this process>"
+
+
+def request_state(request: HttpRequest) -> State:
+    """Return a new ``State`` for ``request``.
+
+    The server's per-request copy of the lifespan state is used when it carries
+    lifespan_di's marker: wrapped as it is, unless it is a dict every request reads
+    (a server that passes the lifespan's own dict instead of a copy, against the
+    ASGI spec), which is copied so that a write stays in its request. Otherwise (a
+    server without ``state``, such as daphne, or Django's test client) the state of
+    the lifespan running in this process is used, and when there is none, a state
+    that explains the problem on first read.
+    """
+    scope = getattr(request, "scope", None)
+    if scope is not None:
+        server_state = scope.get("state")
+        if server_state is not None and LIFESPAN_STATE_KEY in server_state:
+            publisher = server_state[LIFESPAN_STATE_KEY]
+            if isinstance(publisher, ContainerLifespan) and publisher.shares(
+                server_state
+            ):
+                return State(server_state)
+            return State.of_request(server_state)
+    lifespan = running_lifespan()
+    if lifespan is not None:
+        return State(lifespan.state)
+    return UnavailableState()
+
+
+class LifespanASGIRequest(ASGIRequest):
+    """Django's ``ASGIRequest`` with ``request.state``, built on first read.
+
+    So views read the lifespan state under ``LifespanASGIHandler`` whether or not
+    ``LifespanStateMiddleware`` is installed; the middleware's assignment, when it
+    is, takes precedence (``cached_property`` yields to the instance's attribute).
+    """
+
+    @cached_property
+    def state(self) -> State:
+        """This request's lifespan state, as ``LifespanStateMiddleware`` sets it."""
+        return request_state(self)

@@ -55,7 +55,7 @@ def three_resources(
 
 
 async def http_get(
-    app: Any, path: str, state: dict[str, Any] | None = None
+    app: Any, path: str, state: dict[str, Any] | None = None, *, copy: bool = True
 ) -> tuple[int, dict[str, Any]]:
     scope: dict[str, Any] = {
         "type": "http",
@@ -71,7 +71,8 @@ async def http_get(
         "server": ("127.0.0.1", 8000),
     }
     if state is not None:
-        scope["state"] = dict(state)
+        # A server following the spec copies the lifespan state for each request.
+        scope["state"] = dict(state) if copy else state
     communicator = ApplicationCommunicator(app, scope)
     await communicator.send_input(
         {"type": "http.request", "body": b"", "more_body": False}
@@ -405,6 +406,44 @@ class TestProtocolViolations:
 
 
 class TestRequests:
+    async def test_request_state_works_without_the_middleware(self) -> None:
+        """Without LifespanStateMiddleware, a view served by the handler still reads request.state."""
+        with override_settings(MIDDLEWARE=[]):
+            app = LifespanASGIHandler()
+        state: dict[str, Any] = {}
+        lifespan = Lifespan(app, state)
+        await lifespan.send("lifespan.startup")
+
+        status, body = await http_get(app, "/sync-state/", state)
+        await lifespan.send("lifespan.shutdown")
+        await lifespan.finished()
+
+        assert status == 200
+        assert "httpx_client" in body["keys"]
+
+    @pytest.mark.parametrize("middleware", [True, False], ids=["middleware", "bare"])
+    async def test_server_reusing_one_state_dict_leaks_no_write(
+        self, middleware: bool
+    ) -> None:
+        """A server passing the lifespan's own state dict to every request never shows a view's write to the next request."""
+        installed = ["lifespan_di.middleware.LifespanStateMiddleware"] * middleware
+        with override_settings(MIDDLEWARE=installed):
+            app = LifespanASGIHandler()
+        shared: dict[str, Any] = {}
+        lifespan = Lifespan(app, shared)
+        await lifespan.send("lifespan.startup")
+        published = dict(shared)
+
+        first, _ = await http_get(app, "/sync-state/", shared, copy=False)
+        second, _ = await http_get(app, "/sync-state/", shared, copy=False)
+        after = dict(shared)
+        await lifespan.send("lifespan.shutdown")
+        await lifespan.finished()
+
+        assert (first, second) == (200, 200)
+        assert "scratch" not in after
+        assert after == published
+
     async def test_missing_state_still_serves_resources(self) -> None:
         """With no ``state`` in the scopes, resources start and requests see them through the process snapshot."""
         app = LifespanASGIHandler()

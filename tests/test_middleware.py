@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from io import BytesIO
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from lifespan_di import State, container_lifespan, get_container
 from lifespan_di.core.lifespan import LIFESPAN_STATE_KEY
 from lifespan_di.exceptions import LifespanNotRunningError, StateKeyError
 from lifespan_di.middleware import LifespanStateMiddleware
+from lifespan_di.state import LifespanASGIRequest
 
 
 @pytest.fixture
@@ -150,6 +152,39 @@ class TestMiddleware:
         assert seen == [False, False]
         assert "scratch" not in running
 
+    async def test_the_lifespans_own_state_dict_is_copied(
+        self, running: dict[str, Any]
+    ) -> None:
+        """A request whose scope state is the lifespan's own dict writes to a copy, never to that dict."""
+
+        async def view(request: HttpRequest) -> HttpResponse:
+            request.state["scratch"] = True  # type: ignore[attr-defined]
+            return HttpResponse()
+
+        request = AsyncRequestFactory().get("/")
+        request.scope["state"] = running  # type: ignore[attr-defined]
+
+        await LifespanStateMiddleware(view)(request)
+
+        assert "scratch" not in running
+
+    async def test_a_servers_copy_is_used_without_copying(
+        self, running: dict[str, Any]
+    ) -> None:
+        """A request's own copy of the state, as spec-compliant servers pass, is wrapped as it is."""
+
+        async def view(request: HttpRequest) -> HttpResponse:
+            request.state["scratch"] = True  # type: ignore[attr-defined]
+            return HttpResponse()
+
+        request = AsyncRequestFactory().get("/")
+        own_copy = dict(running)
+        request.scope["state"] = own_copy  # type: ignore[attr-defined]
+
+        await LifespanStateMiddleware(view)(request)
+
+        assert own_copy["scratch"] is True
+
     def test_no_lifespan_raises_a_clear_error(self) -> None:
         """Without a lifespan, reading request.state raises an ImproperlyConfigured that explains the fix."""
         captured: dict[str, BaseException] = {}
@@ -202,3 +237,33 @@ class TestMiddleware:
         assert request.state["request_id"] == "abc"  # type: ignore[attr-defined]
         assert request.state.request_id == "abc"  # type: ignore[attr-defined]
         assert "no lifespan" in repr(request.state)  # type: ignore[attr-defined]
+
+
+class TestHandlerRequest:
+    async def test_state_without_the_middleware(self, running: dict[str, Any]) -> None:
+        """The handler's request reads the running lifespan's state with no middleware."""
+        scope = AsyncRequestFactory().get("/").scope  # type: ignore[attr-defined]
+
+        request = LifespanASGIRequest(scope, BytesIO())
+
+        assert request.state["httpx_client"] is running["httpx_client"]
+
+    def test_state_without_a_lifespan_explains_why(self) -> None:
+        """Without middleware or lifespan, reading the handler's request.state raises LifespanNotRunningError, not AttributeError."""
+        scope = AsyncRequestFactory().get("/").scope  # type: ignore[attr-defined]
+        request = LifespanASGIRequest(scope, BytesIO())
+
+        with pytest.raises(
+            LifespanNotRunningError, match=r"request\.state\.httpx_client"
+        ):
+            request.state.httpx_client  # noqa: B018
+
+    def test_the_middleware_assignment_wins(self) -> None:
+        """LifespanStateMiddleware's request.state replaces the handler request's own."""
+        scope = AsyncRequestFactory().get("/").scope  # type: ignore[attr-defined]
+        request = LifespanASGIRequest(scope, BytesIO())
+        mine = State({"x": 1})
+
+        request.state = mine
+
+        assert request.state is mine

@@ -300,6 +300,20 @@ class TestDjango:
             assert isinstance(request, ASGIRequest)
             assert request.scope is exchange.scope
 
+    async def test_request_class_is_what_create_request_instantiates(self) -> None:
+        """ASGIHandler.create_request() builds each request from the handler's request_class."""
+        probe = Probe()
+
+        class StateRequest(ASGIRequest):
+            pass
+
+        class Handler(ASGIHandler):
+            request_class = StateRequest
+
+        await Exchange(probe, "/recorded/").run(Handler())
+
+        assert [type(request) for request in probe.requests] == [StateRequest]
+
     def test_dont_enforce_csrf_checks_lets_a_post_without_token_through(self) -> None:
         """CsrfViewMiddleware accepts a POST without a token only from a request with _dont_enforce_csrf_checks = True."""
         factory = RequestFactory()

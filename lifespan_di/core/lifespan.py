@@ -77,11 +77,25 @@ class ContainerLifespan:
         """What happened to each resource, by its path (``"Container.db"``)."""
         self._phase: Phase = "new"
         self._engine: Engine | None = None
+        self._shared: list[dict[str, Any]] = [self.state]
+        """The dicts every user of this lifespan reads: its state, and the servers'."""
 
     @property
     def running(self) -> bool:
         """Whether startup completed and shutdown has not begun."""
         return self._phase == "running"
+
+    def publish(self, target: dict[str, Any]) -> None:
+        """Copy the state into ``target``: a server's lifespan-scope ``state`` dict."""
+        target.update(self.state)
+        self._shared.append(target)
+
+    def shares(self, data: Mapping[str, Any]) -> bool:
+        """Whether ``data`` is this lifespan's state or a dict it was published into.
+
+        Such a dict is read by every request: a request must write to a copy.
+        """
+        return any(data is shared for shared in self._shared)
 
     def started_value(self, provider: providers.Provider[Any], default: Any) -> Any:
         """Return the value ``provider`` started with in this lifespan, or ``default``.
