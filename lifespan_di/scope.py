@@ -260,9 +260,17 @@ class RequestScope:
         exception: BaseException | None,
         close_one: Callable[[Entry, BaseException | None], Awaitable[None] | None],
     ) -> list[str]:
-        """The one close loop, for sync and async callers (see ``_run_to_end``)."""
+        """The one close loop, for sync and async callers (see ``_run_to_end``).
+
+        Every teardown is attempted, whatever the others raise. A cancellation of
+        the closing task, a ``KeyboardInterrupt`` or a ``SystemExit`` is re-raised
+        once all of them were; a ``CancelledError`` raised while the task is not
+        being cancelled (``task.cancel(); await task`` in a teardown) is that
+        resource's failure (issue 12).
+        """
         self._closed = True
         failed = []
+        aborted: BaseException | None = None
         try:
             while self._opened:
                 entry = self._opened.pop()
@@ -270,18 +278,35 @@ class RequestScope:
                     pending = close_one(entry, exception)
                     if pending is not None:
                         await pending
-                except Exception as error:
-                    if error is not exception:  # re-raising the view's: no failure
-                        logger.exception(
-                            "Closing the request resource %r failed.", entry.name
-                        )
-                        failed.append(entry.name)
+                except BaseException as error:
+                    if error is exception:  # re-raising the view's: no failure
+                        continue
+                    if isinstance(error, asyncio.CancelledError) and _cancelling():
+                        aborted = aborted or error
+                        continue
+                    logger.exception(
+                        "Closing the request resource %r failed.", entry.name
+                    )
+                    failed.append(entry.name)
+                    if isinstance(error, KeyboardInterrupt | SystemExit):
+                        aborted = aborted or error
         finally:
             self.settle()
+        if aborted is not None:
+            raise aborted
         return failed
 
     def _close_deferred(self) -> None:
         self.close(self.exception)
+
+
+def _cancelling() -> bool:
+    """Whether the running task is being cancelled (never, outside a task)."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop in this thread
+        return False
+    return task is not None and task.cancelling() > 0
 
 
 def _close_here(entry: Entry, exception: BaseException | None) -> None:

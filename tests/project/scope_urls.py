@@ -42,9 +42,19 @@ def stream_view(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(body())
 
 
+@inject
+async def async_broken_view(
+    request: HttpRequest,
+    session: str = Provide["session"],
+    broken: str = Provide["broken"],
+) -> JsonResponse:
+    return JsonResponse({"session": session, "broken": broken})
+
+
 urlpatterns = [
     path("sync/", sync_view),
     path("broken/", broken_view),
     path("missing/", missing_view),
     path("stream/", stream_view),
+    path("async-broken/", async_broken_view),
 ]

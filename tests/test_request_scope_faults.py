@@ -1,0 +1,178 @@
+"""Request scopes under faults: teardowns that abort."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from asgiref.testing import ApplicationCommunicator
+from dependency_injector import containers
+from django.test import override_settings
+
+from lifespan_di import request_scope
+from lifespan_di.exceptions import RequestScopeError
+from lifespan_di.handler import LifespanASGIHandler
+from lifespan_di.providers import RequestResource
+from lifespan_di.testing import LifespanAsyncClient
+from tests.test_request_scope import TIMEOUT, Log, http_scope, recorded_generator
+
+SCOPE_URLS = "tests.project.scope_urls"
+
+
+async def serve(app: LifespanASGIHandler, path: str, query: bytes = b"") -> Any:
+    """Send one GET through ``app``; return the response start once the app is done."""
+    communicator = ApplicationCommunicator(app, http_scope(path, query))
+    await communicator.send_input({"type": "http.request", "body": b""})
+    start = await communicator.receive_output(TIMEOUT)
+    await communicator.wait(TIMEOUT)
+    return start
+
+
+def recorded_async_generator(
+    log: Log, name: str, *, fail_stop: BaseException | None = None
+) -> Callable[..., AsyncIterator[str]]:
+    async def open_(**deps: Any) -> AsyncIterator[str]:
+        log.add(f"open:{name}")
+        yield name
+        log.add(f"close:{name}")
+        if fail_stop is not None:
+            raise fail_stop
+
+    open_.__qualname__ = name  # the name failures are logged with
+    return open_
+
+
+def failures(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "lifespan_di" and record.levelno == logging.ERROR
+    ]
+
+
+ABORTING = [asyncio.CancelledError, KeyboardInterrupt, SystemExit]
+
+
+class TestTeardownsThatAbort:
+    @pytest.mark.parametrize("error", ABORTING)
+    async def test_every_other_teardown_runs(
+        self, error: type[BaseException], caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A teardown raising CancelledError (no cancellation pending), KeyboardInterrupt or SystemExit is logged, the others still close newest first, and only then does it surface."""
+        log = Log()
+        first = RequestResource(recorded_async_generator(log, "first"))
+        broken = RequestResource(
+            recorded_async_generator(log, "broken", fail_stop=error())
+        )
+        last = RequestResource(recorded_async_generator(log, "last"))
+        raised = RequestScopeError if error is asyncio.CancelledError else error
+
+        async def use_all() -> None:
+            async with request_scope():
+                for resource in (first, broken, last):
+                    await resource.async_()
+
+        with pytest.raises(raised) as caught:
+            await use_all()
+
+        assert log.events[3:] == ["close:last", "close:broken", "close:first"]
+        assert len(failures(caplog)) == 1
+        assert "'broken'" in failures(caplog)[0]
+        if raised is RequestScopeError:
+            assert "'broken'" in str(caught.value)
+
+    @pytest.mark.parametrize("error", ABORTING)
+    def test_every_other_teardown_runs_from_sync_code(
+        self, error: type[BaseException], caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Closed from sync code, a teardown raising CancelledError, KeyboardInterrupt or SystemExit does not stop the others either."""
+        log = Log()
+
+        def broken() -> Iterator[str]:
+            yield "broken"
+            log.add("close:broken")
+            raise error()
+
+        resources = [
+            RequestResource(recorded_generator(log, "first")),
+            RequestResource(broken),
+            RequestResource(recorded_generator(log, "last")),
+        ]
+        raised = RequestScopeError if error is asyncio.CancelledError else error
+
+        def use_all() -> None:
+            with request_scope():
+                for resource in resources:
+                    resource()
+
+        with pytest.raises(raised):
+            use_all()
+
+        assert log.events[2:] == ["commit:last", "close:broken", "commit:first"]
+        assert len(failures(caplog)) == 1
+        assert "broken" in failures(caplog)[0]
+
+    async def test_a_cancelled_close_still_attempts_every_teardown(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A task cancelled while a teardown awaits still closes its other request resources, then ends cancelled."""
+        log = Log()
+        closing = asyncio.Event()
+
+        async def slow() -> AsyncIterator[str]:
+            yield "slow"
+            closing.set()
+            try:
+                await asyncio.sleep(TIMEOUT)
+            except asyncio.CancelledError:
+                log.add("cancelled:slow")
+                raise
+
+        first = RequestResource(recorded_async_generator(log, "first"))
+        slow_to_close = RequestResource(slow)
+
+        async def job() -> None:
+            async with request_scope():
+                await first.async_()
+                await slow_to_close.async_()
+
+        task = asyncio.create_task(job())
+        await asyncio.wait_for(closing.wait(), TIMEOUT)
+        task.cancel()
+        await asyncio.wait({task}, timeout=TIMEOUT)
+
+        assert task.cancelled()
+        assert log.events == ["open:first", "cancelled:slow", "close:first"]
+        assert failures(caplog) == []
+
+    async def test_served_request_closes_the_others(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Under the handler, a teardown raising CancelledError after the response is logged and the request's other resources still close."""
+        log = Log()
+
+        class Shop(containers.DeclarativeContainer):
+            session = RequestResource(recorded_async_generator(log, "session"))
+            broken = RequestResource(
+                recorded_async_generator(
+                    log, "broken", fail_stop=asyncio.CancelledError()
+                )
+            )
+
+        with override_settings(ROOT_URLCONF=SCOPE_URLS):
+            app = LifespanASGIHandler(Shop())
+            async with LifespanAsyncClient(application=app):
+                start = await serve(app, "/async-broken/")
+
+        assert start["status"] == 200
+        assert log.events == [
+            "open:session",
+            "open:broken",
+            "close:broken",
+            "close:session",
+        ]
+        assert len(failures(caplog)) == 1
+        assert "'broken'" in failures(caplog)[0]
