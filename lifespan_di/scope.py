@@ -99,9 +99,11 @@ class RequestScope:
         """Return the entry for ``key`` and whether the caller must create it."""
         if self._closed:
             msg = (
-                f"Cannot open the request resource {name!r}: its request has "
-                "finished and its resources were closed. Request resources live as "
-                "long as the request that opened them."
+                f"Cannot open the request resource {name!r}: its request has ended, "
+                "so nothing would close it. Request resources live as long as their "
+                "request; code that outlives it (a task or thread it started) must "
+                "open its own scope: `with lifespan_di.request_scope():` (or "
+                "`async with`)."
             )
             raise RequestScopeError(msg)
         entry = Entry(name)
@@ -122,6 +124,15 @@ class RequestScope:
         entry.error = error
         self._entries.pop(key, None)
         entry.finish()
+
+    def end(self) -> None:
+        """Refuse every later use: the request is over, whatever it opened.
+
+        A task or thread the view started may outlive the request; what it opened
+        now would never be closed, and what the request opened is closed already.
+        """
+        self._closed = True
+        self._entries.clear()
 
     @property
     def open(self) -> bool:
@@ -175,13 +186,19 @@ class RequestScope:
         Otherwise the response has not started, so a failing teardown raises
         ``RequestScopeError`` and becomes Django's 500.
         """
-        if not self._streams(response) and self._opened:
+        if self._streams(response):
+            return
+        if self._opened:
             raise_failures(self.close(self.exception))
+        self.end()
 
     async def afinish(self, response: HttpResponseBase) -> None:
         """``finish()`` for async code."""
-        if not self._streams(response) and self._opened:
+        if self._streams(response):
+            return
+        if self._opened:
             raise_failures(await self.aclose(self.exception))
+        self.end()
 
     def _streams(self, response: HttpResponseBase) -> bool:
         if not isinstance(response, StreamingHttpResponse):
@@ -291,6 +308,7 @@ class RequestScope:
                     if isinstance(error, KeyboardInterrupt | SystemExit):
                         aborted = aborted or error
         finally:
+            self.end()
             self.settle()
         if aborted is not None:
             raise aborted

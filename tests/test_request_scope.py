@@ -651,7 +651,7 @@ class TestScopes:
         async with request_scope() as scope:
             pass
 
-        with pytest.raises(RequestScopeError, match="finished"):
+        with pytest.raises(RequestScopeError, match="request has ended"):
             scope.claim(resource, "value")
 
     async def test_override_replaces_a_request_resource(self, record: Path) -> None:

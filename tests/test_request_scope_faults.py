@@ -1,22 +1,27 @@
-"""Request scopes under faults: teardowns that abort."""
+"""Request scopes under faults: late opens, teardowns that abort."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from dependency_injector import containers
-from django.test import override_settings
+from django.http import HttpRequest, HttpResponse
+from django.test import AsyncRequestFactory, RequestFactory, override_settings
 
 from lifespan_di import request_scope
 from lifespan_di.exceptions import RequestScopeError
 from lifespan_di.handler import LifespanASGIHandler
+from lifespan_di.middleware import LifespanStateMiddleware
 from lifespan_di.providers import RequestResource
 from lifespan_di.testing import LifespanAsyncClient
+from tests.project import scope_urls
 from tests.test_request_scope import TIMEOUT, Log, http_scope, recorded_generator
 
 SCOPE_URLS = "tests.project.scope_urls"
@@ -51,6 +56,68 @@ def failures(caplog: pytest.LogCaptureFixture) -> list[str]:
         for record in caplog.records
         if record.name == "lifespan_di" and record.levelno == logging.ERROR
     ]
+
+
+class TestScopeEndsWithTheRequest:
+    @pytest.mark.parametrize(
+        "query",
+        [
+            b"late=late",
+            b"late=late&how=async",
+            b"open=session&late=late",
+            b"open=session&late=late&how=async",
+            b"open=session&late=session",
+        ],
+    )
+    async def test_a_task_outliving_its_request_cannot_open(self, query: bytes) -> None:
+        """A task the view left running cannot open a request resource, or read a closed one, once the request has ended."""
+        log = Log()
+
+        class Shop(containers.DeclarativeContainer):
+            session = RequestResource(recorded_generator(log, "session"))
+            late = RequestResource(recorded_generator(log, "late"))
+
+        with override_settings(ROOT_URLCONF=SCOPE_URLS):
+            app = LifespanASGIHandler(Shop())
+            async with LifespanAsyncClient(application=app):
+                start = await serve(app, "/late/", query)
+                during = list(log.events)
+                release, task = scope_urls.LATE.pop()
+                release.set()
+                with pytest.raises(RequestScopeError, match="request has ended"):
+                    await asyncio.wait_for(task, TIMEOUT)
+
+        assert start["status"] == 200
+        assert log.events == during
+        assert "open:late" not in log.events
+
+    @pytest.mark.parametrize("view_is_async", [False, True])
+    async def test_middleware_scope_ends_with_the_response(
+        self, view_is_async: bool
+    ) -> None:
+        """Where the middleware opens the scope, code that kept the request's context cannot open a request resource after the response."""
+        log = Log()
+        resource = RequestResource(recorded_generator(log, "late"))
+        kept: list[contextvars.Context] = []
+
+        def view(request: HttpRequest) -> HttpResponse:
+            kept.append(contextvars.copy_context())
+            return HttpResponse("ok")
+
+        async def async_view(request: HttpRequest) -> HttpResponse:
+            return view(request)
+
+        if view_is_async:
+            middleware = LifespanStateMiddleware(async_view)
+            response = await middleware(AsyncRequestFactory().get("/"))
+        else:
+            middleware = LifespanStateMiddleware(view)
+            response = await sync_to_async(middleware)(RequestFactory().get("/"))
+
+        assert response.status_code == 200
+        with pytest.raises(RequestScopeError, match="request has ended"):
+            kept[0].run(resource)
+        assert log.events == []
 
 
 ABORTING = [asyncio.CancelledError, KeyboardInterrupt, SystemExit]

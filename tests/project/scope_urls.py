@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 from django.http import Http404, HttpRequest, JsonResponse, StreamingHttpResponse
 from django.urls import path
@@ -51,10 +53,36 @@ async def async_broken_view(
     return JsonResponse({"session": session, "broken": broken})
 
 
+LATE: list[tuple[asyncio.Event, asyncio.Task[Any]]] = []
+"""The tasks ``late_view`` left running, each with the event that lets it go on."""
+
+
+async def late_view(request: HttpRequest) -> JsonResponse:
+    """Opens ``?open=`` if given, then leaves a task that reads ``?late=`` once released.
+
+    ``?how=async`` reads it with ``aget``, otherwise synchronously.
+    """
+    state = request.state  # type: ignore[attr-defined]
+    if "open" in request.GET:
+        await state.aget(request.GET["open"])
+    release = asyncio.Event()
+    key = request.GET["late"]
+
+    async def late() -> Any:
+        await release.wait()
+        if request.GET.get("how") == "async":
+            return await state.aget(key)
+        return state[key]
+
+    LATE.append((release, asyncio.create_task(late())))
+    return JsonResponse({})
+
+
 urlpatterns = [
     path("sync/", sync_view),
     path("broken/", broken_view),
     path("missing/", missing_view),
     path("stream/", stream_view),
     path("async-broken/", async_broken_view),
+    path("late/", late_view),
 ]
