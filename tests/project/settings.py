@@ -10,7 +10,11 @@ INSTALLED_APPS = [
 ]
 MIDDLEWARE = ["lifespan_di.middleware.LifespanStateMiddleware"]
 ROOT_URLCONF = "tests.project.urls"
-DATABASES: dict[str, dict[str, str]] = {}
+# The ORM tests' database; pytest-django creates it in memory, and only for the
+# tests marked django_db.
+DATABASES = {
+    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+}
 USE_TZ = True
 LIFESPAN_DI = {
     "CONTAINER": "tests.project.containers.Container",
