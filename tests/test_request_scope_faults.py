@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,8 @@ from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from dependency_injector import containers
 from django.contrib.auth.models import Group
-from django.db import transaction
+from django.core.management import call_command
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncRequestFactory, RequestFactory, override_settings
 
@@ -124,6 +126,47 @@ class TestScopeEndsWithTheRequest:
         assert log.events == []
 
 
+@pytest.fixture
+def sqlite_db(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    django_db_blocker: Any,
+) -> Iterator[None]:
+    """A migrated SQLite database file as ``default``, for this test only.
+
+    The test project has no database (a configured one would change what
+    ``runserver`` and ``request_finished`` do in every other test), and pytest-django's
+    own database setup would need one in the settings.
+    """
+    database = {
+        **connections.settings[DEFAULT_DB_ALIAS],
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(tmp_path / "db.sqlite3"),
+    }
+    monkeypatch.setitem(connections.settings, DEFAULT_DB_ALIAS, database)
+    forget_connection()
+    with django_db_blocker.unblock():
+        call_command("migrate", verbosity=0)
+        yield
+        forget_connection()
+
+
+def forget_connection() -> None:
+    """Close and drop this thread's ``default`` connection (made now if none)."""
+    connections[DEFAULT_DB_ALIAS].close()
+    del connections[DEFAULT_DB_ALIAS]
+
+
+async def saved(name: str) -> bool:
+    def exists() -> bool:
+        try:
+            return Group.objects.filter(name=name).exists()
+        finally:
+            forget_connection()
+
+    return await sync_to_async(exists)()
+
+
 class TestSyncResourcesInAsyncViews:
     async def test_teardowns_run_in_threads_concurrently(self) -> None:
         """Ten concurrent async views whose sync request resource takes 0.2 s to close finish in under 1 s (0.22 s measured; 2.0 s when the teardowns ran on the loop), each resource opened and closed in its request's thread, never the loop's."""
@@ -156,7 +199,7 @@ class TestSyncResourcesInAsyncViews:
         assert opened == closed
         assert str(loop_thread) not in opened
 
-    @pytest.mark.django_db(transaction=True)
+    @pytest.mark.usefixtures("sqlite_db")
     async def test_atomic_request_resource_commits(self) -> None:
         """transaction.atomic() as a request resource of an async view wraps the view's ORM writes and commits them."""
 
@@ -168,12 +211,11 @@ class TestSyncResourcesInAsyncViews:
             async with LifespanAsyncClient(application=app) as client:
                 response = await client.get("/orm/", {"name": "kept"})
 
-        saved = await sync_to_async(Group.objects.filter(name="kept").exists)()
         assert response.status_code == 200
         assert response.json() == {"in_atomic_block": True}
-        assert saved is True
+        assert await saved("kept") is True
 
-    @pytest.mark.django_db(transaction=True)
+    @pytest.mark.usefixtures("sqlite_db")
     async def test_atomic_request_resource_rolls_back(self) -> None:
         """transaction.atomic() as a request resource of an async view rolls back the view's ORM writes when the view raises."""
 
@@ -186,8 +228,7 @@ class TestSyncResourcesInAsyncViews:
                 with pytest.raises(ValueError, match="after saving"):
                     await client.get("/orm/", {"name": "dropped", "fail": "1"})
 
-        saved = await sync_to_async(Group.objects.filter(name="dropped").exists)()
-        assert saved is False
+        assert await saved("dropped") is False
 
 
 ABORTING = [asyncio.CancelledError, KeyboardInterrupt, SystemExit]

@@ -10,11 +10,7 @@ INSTALLED_APPS = [
 ]
 MIDDLEWARE = ["lifespan_di.middleware.LifespanStateMiddleware"]
 ROOT_URLCONF = "tests.project.urls"
-# The ORM tests' database; pytest-django creates it in memory, and only for the
-# tests marked django_db.
-DATABASES = {
-    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
-}
+DATABASES: dict[str, dict[str, str]] = {}
 USE_TZ = True
 LIFESPAN_DI = {
     "CONTAINER": "tests.project.containers.Container",
