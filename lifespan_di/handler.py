@@ -150,7 +150,8 @@ class LifespanASGIHandler(ASGIHandler):
 
         The scope is normally closed by ``send_response`` once the body has been
         sent; it is closed here when the response never was (the client went away
-        while the view ran, or Django raised).
+        while the view ran, or Django raised). Either way it ends here: a task the
+        view left running cannot open request resources afterwards.
         """
         request_scope, token = enter_scope()
         try:
@@ -162,6 +163,7 @@ class LifespanASGIHandler(ASGIHandler):
             if request_scope.open:
                 await request_scope.aclose(request_scope.outcome())
         finally:
+            request_scope.end()
             exit_scope(token)
 
     async def send_response(self, response: Any, send: Any) -> None:

@@ -178,19 +178,18 @@ class RequestResource(providers.Provider[T]):
         try:
             for dependency in self._dependencies or self.dependencies:
                 await dependency.async_()
-            if self._kind == "generator":  # no coroutine needed: the common case
-                generator = self._maker()
-                opening: forms.Opening = (
-                    forms.first(generator),
-                    "generator",
-                    generator,
-                )
-            else:
+            if self._async:
                 opening = await forms.aopen(self._maker(), self._kind)
+                in_thread = False
+            else:
+                # A sync resource may block, or use Django's ORM, which refuses
+                # the event loop: it opens, and closes, in the request's thread.
+                opening = await forms.aopen_in_thread(self._maker, self._kind)
+                in_thread = opening[1] not in forms.ASYNC_KINDS
         except BaseException as error:
             scope.failed(self, entry, error)
             raise
-        scope.opened(entry, opening, in_thread=False)
+        scope.opened(entry, opening, in_thread=in_thread)
         return opening[0]  # type: ignore[no-any-return]
 
     def _open_async_from_sync(self) -> T:

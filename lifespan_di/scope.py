@@ -99,9 +99,11 @@ class RequestScope:
         """Return the entry for ``key`` and whether the caller must create it."""
         if self._closed:
             msg = (
-                f"Cannot open the request resource {name!r}: its request has "
-                "finished and its resources were closed. Request resources live as "
-                "long as the request that opened them."
+                f"Cannot open the request resource {name!r}: its request has ended, "
+                "so nothing would close it. Request resources live as long as their "
+                "request; code that outlives it (a task or thread it started) must "
+                "open its own scope: `with lifespan_di.request_scope():` (or "
+                "`async with`)."
             )
             raise RequestScopeError(msg)
         entry = Entry(name)
@@ -122,6 +124,15 @@ class RequestScope:
         entry.error = error
         self._entries.pop(key, None)
         entry.finish()
+
+    def end(self) -> None:
+        """Refuse every later use: the request is over, whatever it opened.
+
+        A task or thread the view started may outlive the request; what it opened
+        now would never be closed, and what the request opened is closed already.
+        """
+        self._closed = True
+        self._entries.clear()
 
     @property
     def open(self) -> bool:
@@ -175,13 +186,19 @@ class RequestScope:
         Otherwise the response has not started, so a failing teardown raises
         ``RequestScopeError`` and becomes Django's 500.
         """
-        if not self._streams(response) and self._opened:
+        if self._streams(response):
+            return
+        if self._opened:
             raise_failures(self.close(self.exception))
+        self.end()
 
     async def afinish(self, response: HttpResponseBase) -> None:
         """``finish()`` for async code."""
-        if not self._streams(response) and self._opened:
+        if self._streams(response):
+            return
+        if self._opened:
             raise_failures(await self.aclose(self.exception))
+        self.end()
 
     def _streams(self, response: HttpResponseBase) -> bool:
         if not isinstance(response, StreamingHttpResponse):
@@ -260,9 +277,17 @@ class RequestScope:
         exception: BaseException | None,
         close_one: Callable[[Entry, BaseException | None], Awaitable[None] | None],
     ) -> list[str]:
-        """The one close loop, for sync and async callers (see ``_run_to_end``)."""
+        """The one close loop, for sync and async callers (see ``_run_to_end``).
+
+        Every teardown is attempted, whatever the others raise. A cancellation of
+        the closing task, a ``KeyboardInterrupt`` or a ``SystemExit`` is re-raised
+        once all of them were; a ``CancelledError`` raised while the task is not
+        being cancelled (``task.cancel(); await task`` in a teardown) is that
+        resource's failure (issue 12).
+        """
         self._closed = True
         failed = []
+        aborted: BaseException | None = None
         try:
             while self._opened:
                 entry = self._opened.pop()
@@ -270,18 +295,36 @@ class RequestScope:
                     pending = close_one(entry, exception)
                     if pending is not None:
                         await pending
-                except Exception as error:
-                    if error is not exception:  # re-raising the view's: no failure
-                        logger.exception(
-                            "Closing the request resource %r failed.", entry.name
-                        )
-                        failed.append(entry.name)
+                except BaseException as error:
+                    if error is exception:  # re-raising the view's: no failure
+                        continue
+                    if isinstance(error, asyncio.CancelledError) and _cancelling():
+                        aborted = aborted or error
+                        continue
+                    logger.exception(
+                        "Closing the request resource %r failed.", entry.name
+                    )
+                    failed.append(entry.name)
+                    if isinstance(error, KeyboardInterrupt | SystemExit):
+                        aborted = aborted or error
         finally:
+            self.end()
             self.settle()
+        if aborted is not None:
+            raise aborted
         return failed
 
     def _close_deferred(self) -> None:
         self.close(self.exception)
+
+
+def _cancelling() -> bool:
+    """Whether the running task is being cancelled (never, outside a task)."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop in this thread
+        return False
+    return task is not None and task.cancelling() > 0
 
 
 def _close_here(entry: Entry, exception: BaseException | None) -> None:

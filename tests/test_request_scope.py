@@ -564,6 +564,27 @@ class TestResourceForms:
             "close:generator",
         ]
 
+    async def test_async_context_manager_function_in_a_sync_view(self) -> None:
+        """A sync view given an @asynccontextmanager function's request resource receives it entered, and it is exited after the response."""
+        log = Log()
+
+        @asynccontextmanager
+        async def open_client() -> AsyncIterator[str]:
+            log.add("enter")
+            yield "client"
+            log.add("exit")
+
+        class Shop(containers.DeclarativeContainer):
+            session = RequestResource(open_client)
+
+        with override_settings(ROOT_URLCONF="tests.project.scope_urls"):
+            app = LifespanASGIHandler(Shop())
+            async with LifespanAsyncClient(application=app) as client:
+                response = await client.get("/sync/")
+
+        assert response.json() == {"session": "client"}
+        assert log.events == ["enter", "exit"]
+
     async def test_dependencies_open_first_and_close_last(self) -> None:
         """A request resource depending on another opens after it and closes before it."""
         log = Log()
@@ -676,7 +697,7 @@ class TestScopes:
         async with request_scope() as scope:
             pass
 
-        with pytest.raises(RequestScopeError, match="finished"):
+        with pytest.raises(RequestScopeError, match="request has ended"):
             scope.claim(resource, "value")
 
     async def test_override_replaces_a_request_resource(self, record: Path) -> None:

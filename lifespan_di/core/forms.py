@@ -16,16 +16,17 @@ that uses it, and the wrapper's object costs about as much as the rest of openin
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, Literal
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 
 __all__ = [
     "Kind",
     "Opening",
     "aclose",
     "aopen",
+    "aopen_in_thread",
     "close",
     "first",
     "generator_kind",
@@ -62,8 +63,13 @@ def generator_kind(provides: Any) -> Kind | None:
 
 
 def is_async(provides: Any) -> bool:
-    """Whether opening what ``provides`` returns needs an event loop."""
-    if inspect.isasyncgenfunction(provides) or inspect.iscoroutinefunction(provides):
+    """Whether opening what ``provides`` returns needs an event loop.
+
+    ``@asynccontextmanager`` functions are seen through, to the async generator
+    function they wrap.
+    """
+    function = inspect.unwrap(provides) if callable(provides) else provides
+    if inspect.isasyncgenfunction(function) or inspect.iscoroutinefunction(function):
         return True
     return (
         inspect.isclass(provides)
@@ -120,6 +126,32 @@ async def aopen(result: Any, kind: Kind | None) -> Opening:
     ):
         return await result.__aenter__(), "async context manager", result.__aexit__
     return open_sync(result, kind)
+
+
+async def aopen_in_thread(maker: Callable[[], Any], kind: Kind | None) -> Opening:
+    """Call ``maker`` and open a sync form in the thread-sensitive worker thread.
+
+    That is the thread Django runs the request's sync code in (its views, its
+    ``response.close()``), so ORM code works there. A plain function may turn out to
+    return an awaitable or an async context manager: that is opened on the loop.
+    """
+    opening, pending = await sync_to_async(_open_here, thread_sensitive=True)(
+        maker, kind
+    )
+    if opening is None:
+        return await aopen(pending, kind)
+    return opening
+
+
+def _open_here(
+    maker: Callable[[], Any], kind: Kind | None
+) -> tuple[Opening | None, Any]:
+    result = maker()
+    if inspect.isawaitable(result) or (
+        hasattr(result, "__aenter__") and not hasattr(result, "__enter__")
+    ):
+        return None, result
+    return open_sync(result, kind), None
 
 
 def first(generator: Generator[Any, None, None]) -> Any:
