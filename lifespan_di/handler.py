@@ -2,9 +2,8 @@
 
 Spec: https://asgi.readthedocs.io/en/latest/specs/lifespan.html. Django's own
 ``ASGIHandler`` rejects lifespan scopes; this subclass answers them and hands every
-other scope to Django, inside a request scope (``lifespan_di.scope``). The Django
-methods it overrides are listed in docs/how-it-works.md ("What lifespan_di relies
-on") and pinned by tests on every supported Django series.
+other scope to Django, inside a request scope (``lifespan_di.scope``). Its Django
+overrides: docs/how-it-works.md ("What lifespan_di relies on"), pinned by tests.
 """
 
 from __future__ import annotations
@@ -148,10 +147,9 @@ class LifespanASGIHandler(ASGIHandler):
     async def handle(self, scope: Any, receive: Any, send: Any) -> None:
         """Serve one HTTP request inside its own request scope.
 
-        The scope is normally closed by ``send_response`` once the body has been
-        sent; it is closed here when the response never was (the client went away
-        while the view ran, or Django raised). Either way it ends here: a task the
-        view left running cannot open request resources afterwards.
+        ``send_response`` closes the scope once the body is sent; it is closed here
+        if the response never was (client gone, Django raised), and always ended
+        here, so that a task the view left running cannot open request resources.
         """
         request_scope, token = enter_scope()
         try:
