@@ -9,19 +9,11 @@ overrides: docs/how-it-works.md ("What lifespan_di relies on"), pinned by tests.
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from asgiref.typing import (
-    ASGIReceiveCallable,
-    ASGISendCallable,
-    ASGISendEvent,
-    LifespanScope,
-    LifespanShutdownFailedEvent,
-    LifespanStartupFailedEvent,
-)
+from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, LifespanScope
 from dependency_injector import containers
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler
@@ -30,7 +22,13 @@ from django.http import HttpRequest, HttpResponse
 
 from lifespan_di.compat.django_asgi_lifespan import asgi_shutdown, asgi_startup
 from lifespan_di.core.lifespan import ContainerLifespan
-from lifespan_di.exceptions import ConfigurationError, LifespanDIError, ShutdownError
+from lifespan_di.lifespan_answers import (
+    Failed,
+    describe,
+    refusal,
+    shutdown_failed,
+    startup_failed,
+)
 from lifespan_di.preflight import prepare_lifespan
 from lifespan_di.scope import (
     current_scope,
@@ -88,27 +86,30 @@ class LifespanASGIHandler(ASGIHandler):
         """
         message = await receive()
         if message["type"] != "lifespan.startup":
-            await send(_refusal(message["type"], running=False))
+            await send(refusal(message["type"], running=False))
             return
         try:
             async with self._resources(scope):
                 await send({"type": "lifespan.startup.complete"})
                 message = await receive()
-        except _Failed as failure:
+        except Failed as failure:
             await send(failure.answer)
+            if failure.interrupt is not None:
+                raise failure.interrupt from None
             return
         if message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
         else:
-            await send(_refusal(message["type"], running=True))
+            await send(refusal(message["type"], running=True))
 
     @asynccontextmanager
     async def _resources(self, scope: LifespanScope) -> AsyncIterator[None]:
         """Run the resources for the block, with the signals around them.
 
-        Our own failures leave as ``_Failed``, carrying the answer for the server;
-        anything else (the server's ``send()``, a cancellation) propagates after
-        the resources were shut down.
+        Our own failures leave as ``Failed``, carrying the answer for the server
+        (and a resource's ``KeyboardInterrupt`` or ``SystemExit``, raised once the
+        server was told); anything else (the server's ``send()``, a cancellation)
+        propagates after the resources were shut down.
         """
         self.startup_error = None
         try:
@@ -118,7 +119,9 @@ class LifespanASGIHandler(ASGIHandler):
             await lifespan.startup()
         except Exception as error:
             self.startup_error = error
-            raise _startup_failed(_describe(error)) from error
+            raise startup_failed(describe(error)) from error
+        except (KeyboardInterrupt, SystemExit) as interrupt:
+            raise startup_failed(describe(interrupt), interrupt) from interrupt
         try:
             server_state = scope.get("state")
             if server_state is not None:
@@ -131,16 +134,17 @@ class LifespanASGIHandler(ASGIHandler):
             raise
         if failure is not None:
             await _shutdown_logging_errors(lifespan)
-            raise _startup_failed(failure)
+            raise startup_failed(failure)
         failure = await _send_signal(asgi_shutdown, type(self), scope)
         try:
             await lifespan.shutdown()
-        except Exception as error:
-            described = _describe(error)
+        except (Exception, KeyboardInterrupt, SystemExit) as error:
+            described = describe(error)
             message = described if failure is None else f"{failure} {described}"
-            raise _shutdown_failed(message) from error
+            stop = None if isinstance(error, Exception) else error
+            raise shutdown_failed(message, stop) from error
         if failure is not None:
-            raise _shutdown_failed(failure)
+            raise shutdown_failed(failure)
 
     # --- HTTP requests, each in its request scope -----------------------------------
 
@@ -211,73 +215,6 @@ class LifespanASGIHandler(ASGIHandler):
         """Record the view's exception for the request resources' teardowns."""
         record_view_exception(exception)
         return super().process_exception_by_middleware(exception, request)
-
-
-class _Failed(Exception):
-    """The lifespan failed on our side; ``answer`` tells the server."""
-
-    def __init__(
-        self, answer: LifespanStartupFailedEvent | LifespanShutdownFailedEvent
-    ) -> None:
-        super().__init__(answer["message"])
-        self.answer = answer
-
-
-def _startup_failed(message: str) -> _Failed:
-    return _Failed({"type": "lifespan.startup.failed", "message": message})
-
-
-def _shutdown_failed(message: str) -> _Failed:
-    return _Failed({"type": "lifespan.shutdown.failed", "message": message})
-
-
-def _refusal(received: str, *, running: bool) -> ASGISendEvent:
-    """Answer a message the lifespan protocol does not allow at this point."""
-    if received == "lifespan.shutdown":
-        return {
-            "type": "lifespan.shutdown.failed",
-            "message": (
-                "Received 'lifespan.shutdown' before 'lifespan.startup': no resources "
-                "were started, so none were shut down."
-            ),
-        }
-    if received == "lifespan.startup" and running:
-        return {
-            "type": "lifespan.startup.failed",
-            "message": (
-                "Received a second 'lifespan.startup' while the resources were "
-                "running: they have been shut down. A server must send startup once "
-                "per lifespan."
-            ),
-        }
-    if running:
-        return {
-            "type": "lifespan.shutdown.failed",
-            "message": (
-                f"Received an unexpected lifespan message {received!r} while "
-                "waiting for 'lifespan.shutdown': the resources have been shut down."
-            ),
-        }
-    return {
-        "type": "lifespan.startup.failed",
-        "message": (
-            f"Received an unexpected lifespan message {received!r} while waiting for "
-            "'lifespan.startup': no resources were started."
-        ),
-    }
-
-
-def _describe(error: Exception) -> str:
-    if isinstance(error, ShutdownError):
-        return error.message
-    if isinstance(error, ConfigurationError):
-        logger.error("%s", error)  # the engine logs its own errors; this one is ours
-        return str(error)
-    if isinstance(error, LifespanDIError):
-        return str(error)
-    # Not one of ours: a bug or an unexpected failure; the traceback is the message.
-    logger.error("Lifespan failed unexpectedly.", exc_info=error)
-    return "".join(traceback.format_exception(error))
 
 
 async def _send_signal(

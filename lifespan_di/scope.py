@@ -41,7 +41,7 @@ from django.http import HttpResponseBase, StreamingHttpResponse
 
 from lifespan_di.compat.django import close_with_response
 from lifespan_di.core import forms
-from lifespan_di.core.loop import running_loop
+from lifespan_di.core.loop import cancelling, running_loop
 from lifespan_di.entry import Entry
 from lifespan_di.exceptions import RequestScopeError
 
@@ -298,7 +298,7 @@ class RequestScope:
                 except BaseException as error:
                     if error is exception:  # re-raising the view's: no failure
                         continue
-                    if isinstance(error, asyncio.CancelledError) and _cancelling():
+                    if isinstance(error, asyncio.CancelledError) and cancelling():
                         aborted = aborted or error
                         continue
                     logger.exception(
@@ -316,15 +316,6 @@ class RequestScope:
 
     def _close_deferred(self) -> None:
         self.close(self.exception)
-
-
-def _cancelling() -> bool:
-    """Whether the running task is being cancelled (never, outside a task)."""
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:  # no event loop in this thread
-        return False
-    return task is not None and task.cancelling() > 0
 
 
 def _close_here(entry: Entry, exception: BaseException | None) -> None:

@@ -10,8 +10,6 @@ so that every caller of the provider sees the same started value.
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import inspect
 import logging
 from collections.abc import Mapping
 from time import perf_counter
@@ -19,20 +17,25 @@ from typing import Any
 
 from dependency_injector import providers
 
-from lifespan_di.core import forms
 from lifespan_di.core.graph import ResourceGraph, ResourceNode
+from lifespan_di.core.publishing import Unpublishable, build_state
 from lifespan_di.core.report import (
     ResourceRecord,
     publish_failure,
     startup_failure,
 )
-from lifespan_di.core.shutdown import Failures, stop_all
+from lifespan_di.core.shutdown import Stopped, stop_all
+from lifespan_di.core.starts import ResourceStart, StartRaised, cancel_starts
 
 __all__ = ["Engine"]
 
 logger = logging.getLogger("lifespan_di")
 
 Tasks = Mapping[asyncio.Task[None], ResourceNode]
+
+ROLLBACK_GRACE = 1.0
+"""Seconds a cancelled start may take to end before the rollback goes on without it
+(``SHUTDOWN_TIMEOUT`` if that is shorter): docs/configuration.md."""
 
 
 class Engine:
@@ -63,7 +66,10 @@ class Engine:
         self.started: list[ResourceNode] = []
         self.values: dict[ResourceNode, Any] = {}
         self._targets: dict[ResourceNode, providers.Provider[Any]] = {}
-        self._threads: dict[ResourceNode, asyncio.Future[Any]] = {}
+        self._starts: dict[ResourceNode, ResourceStart] = {}
+        self._deadline: float | None = None
+        self._late: list[ResourceNode] = []
+        """Starts that ended after the deadline: they kept the event loop busy."""
 
     # --- starting -----------------------------------------------------------------
 
@@ -73,6 +79,8 @@ class Engine:
         Raises:
             StartupError: A resource raised or ``startup_timeout`` passed; every
                 resource that had started was shut down first.
+            KeyboardInterrupt, SystemExit: A resource raised it; the startup was
+                rolled back first, and the ``StartupError`` is its ``__cause__``.
         """
         self._reset_async_mode()
         started = {node: asyncio.Event() for node in self.graph.nodes}
@@ -102,13 +110,16 @@ class Engine:
 
     async def _wait_for_starts(self, tasks: Tasks) -> None:
         loop = asyncio.get_running_loop()
-        deadline = (
-            None if self.startup_timeout is None else loop.time() + self.startup_timeout
-        )
+        if self.startup_timeout is not None:
+            self._deadline = loop.time() + self.startup_timeout
         order = self.graph.nodes.index
         pending = set(tasks)
         while pending:
-            timeout = None if deadline is None else max(0.0, deadline - loop.time())
+            timeout = (
+                None
+                if self._deadline is None
+                else max(0.0, self._deadline - loop.time())
+            )
             done, pending = await asyncio.wait(
                 pending, timeout=timeout, return_when=asyncio.FIRST_EXCEPTION
             )
@@ -118,10 +129,16 @@ class Engine:
                 key=lambda task: order(tasks[task]),
             )
             if failed:
-                errors = {tasks[task]: task.exception() for task in failed}
+                errors = {tasks[task]: StartRaised.unwrap(task) for task in failed}
                 await self._roll_back(tasks, failed=errors)
-            if not done:
-                timed_out = self._starting(tasks) or [tasks[task] for task in pending]
+            if self._late or not done:
+                # A start that ended after the deadline held the event loop: it is
+                # to blame, not the starts that could not run meanwhile.
+                timed_out = (
+                    self._late
+                    or self._starting(tasks)
+                    or [tasks[task] for task in pending]
+                )
                 await self._roll_back(tasks, failed=dict.fromkeys(timed_out))
 
     async def _start_one(self, node: ResourceNode) -> None:
@@ -130,22 +147,12 @@ class Engine:
         began = perf_counter()
         target = _effective(node.provider)
         self._targets[node] = target
-        if isinstance(target, providers.Resource) and forms.starts_in_thread(
-            target.provides
+        start = self._starts[node] = ResourceStart(node, target)
+        value = await start.run(self.shutdown_timeout)
+        if self._deadline is not None and asyncio.get_running_loop().time() > (
+            self._deadline
         ):
-            context = contextvars.copy_context()
-            future = asyncio.get_running_loop().run_in_executor(
-                None, context.run, target.init
-            )
-            self._threads[node] = future
-            # Shielded: a thread cannot be cancelled, so rollback waits for it instead.
-            value = await asyncio.shield(future)
-        else:
-            value = (
-                target.init() if isinstance(target, providers.Resource) else target()
-            )
-            if inspect.isawaitable(value):
-                value = await value
+            self._late.append(node)
         self.values[node] = value
         # From now on every caller, sync or async, gets the started value itself
         # instead of a Future (docs/how-it-works.md, "What lifespan_di relies on").
@@ -173,13 +180,10 @@ class Engine:
         With ``failed`` None (the startup itself was cancelled), return the
         resources shut down instead of raising.
         """
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        leaked = await self._wait_for_threads()
+        abandoned = await cancel_starts(tasks, self._starts, self._grace)
         to_stop = [node for node in self.graph.nodes if self._needs_stop(node)]
-        ended, stop_errors = await self.stop(sorted(to_stop, key=self._stop_rank))
-        stopped = [node.path for node in ended]
+        outcome = await self.stop(sorted(to_stop, key=self._stop_rank))
+        stopped = [node.path for node in outcome.ended]
         for record in self.records.values():
             if record.status == "starting":
                 record.status = "cancelled"
@@ -191,30 +195,37 @@ class Engine:
             record.error = error
             if error is not None:
                 logger.error("Resource %s failed to start.", node.path, exc_info=error)
-        raise startup_failure(
+        failure = startup_failure(
             failed,
             stopped,
-            stop_errors,
-            leaked,
+            outcome.failures,
+            abandoned,
+            late=self._late,
+            grace=self._grace,
             startup_timeout=self.startup_timeout,
-            shutdown_timeout=self.shutdown_timeout,
         )
+        interrupt = outcome.interrupt or next(
+            (
+                e
+                for e in failed.values()
+                if isinstance(e, KeyboardInterrupt | SystemExit)
+            ),
+            None,
+        )
+        if interrupt is not None:
+            raise interrupt from failure
+        raise failure
 
-    async def _wait_for_threads(self) -> list[ResourceNode]:
-        """Wait (bounded) for starts in worker threads; return those still running."""
-        running = {
-            future: node for node, future in self._threads.items() if not future.done()
-        }
-        if not running:
-            return []
-        await asyncio.wait(running, timeout=self.shutdown_timeout)
-        return [node for future, node in running.items() if not future.done()]
+    @property
+    def _grace(self) -> float:
+        """How long cancelled starts may take to end: ``ROLLBACK_GRACE`` at most."""
+        if self.shutdown_timeout is None:
+            return ROLLBACK_GRACE
+        return min(ROLLBACK_GRACE, self.shutdown_timeout)
 
     def _needs_stop(self, node: ResourceNode) -> bool:
-        if node in self.started:
-            return True
-        target = self._targets.get(node)
-        return isinstance(target, providers.Resource) and target.initialized
+        start = self._starts.get(node)
+        return start is not None and start.finished
 
     def _stop_rank(self, node: ResourceNode) -> int:
         # Newest first; a start that finished during rollback counts as newest.
@@ -231,35 +242,17 @@ class Engine:
             StartupError: A key is published twice, or a lifespan manager yielded
                 something other than a mapping; everything started was shut down.
         """
-        state: dict[str, Any] = {}
-        owners: dict[str, ResourceNode] = {}
-        for node in self.started:
-            value = self.values[node]
-            if node.merges_state and not isinstance(value, Mapping):
-                reason = (
-                    f"Cannot use {node.path}: it yielded {type(value).__name__}, "
-                    "not a mapping of state values. Yield a dict."
-                )
-                raise await self._refuse(reason, node)
-            items = (
-                value.items()
-                if node.merges_state
-                else [(name, value) for name in node.names]
-            )
-            for key, item in items:
-                if key in owners:
-                    reason = (
-                        f"Cannot publish the state key {key!r} of {node.path}: "
-                        f"{owners[key].path} publishes it too. Rename one of them."
-                    )
-                    raise await self._refuse(reason, node)
-                owners[key] = node
-                state[key] = item
-        return state
+        try:
+            return build_state(self.started, self.values)
+        except Unpublishable as unpublishable:
+            refused = unpublishable
+        outcome = await self.stop(list(reversed(self.started)))
+        ended = [node.path for node in outcome.ended]
+        error = publish_failure(refused.reason, refused.node, ended, outcome.failures)
+        logger.error("%s", error)
+        raise error
 
-    async def stop(
-        self, nodes: list[ResourceNode]
-    ) -> tuple[list[ResourceNode], Failures]:
+    async def stop(self, nodes: list[ResourceNode]) -> Stopped:
         """Stop ``nodes``, given newest first: see ``shutdown.stop_all``."""
         return await stop_all(
             nodes,
@@ -267,14 +260,6 @@ class Engine:
             targets=self._targets,
             shutdown_timeout=self.shutdown_timeout,
         )
-
-    async def _refuse(self, reason: str, node: ResourceNode) -> Exception:
-        ended, stop_errors = await self.stop(list(reversed(self.started)))
-        error = publish_failure(
-            reason, node, [node.path for node in ended], stop_errors
-        )
-        logger.error("%s", error)
-        return error
 
     # --- the providers' own state ---------------------------------------------------
 

@@ -31,6 +31,7 @@ __all__ = [
     "first",
     "generator_kind",
     "is_async",
+    "needs_loop",
     "open_sync",
     "starts_in_thread",
     "stop",
@@ -79,18 +80,25 @@ def is_async(provides: Any) -> bool:
 
 
 def starts_in_thread(provides: Any) -> bool:
-    """Whether an app resource is certainly synchronous, and so may block the loop.
+    """Whether an app resource is synchronous, and so may block the loop.
 
-    Generator and context-manager resources (and ``resources.Resource`` subclasses)
-    start and stop in a worker thread, so that independent resources start
-    concurrently and timeouts stay enforceable. A plain function might return an
-    awaitable or a context manager, which dependency-injector can only handle on
-    the event loop, so it is called there.
+    Sync forms (a plain function, a generator function, a sync context manager, a
+    ``resources.Resource`` subclass) start and stop in a worker thread, so that
+    independent resources start concurrently and timeouts stay enforceable. A plain
+    function whose result turns out to need the loop (``needs_loop``) is opened on
+    the loop.
     """
+    if provides is None:
+        return False
     if inspect.isclass(provides):
         return hasattr(provides, "__enter__") and not hasattr(provides, "__aenter__")
-    return provides is not None and inspect.isgeneratorfunction(
-        inspect.unwrap(provides)
+    return not is_async(provides)
+
+
+def needs_loop(result: Any) -> bool:
+    """Whether what a resource's callable returned can only be opened on the loop."""
+    return inspect.isawaitable(result) or (
+        hasattr(result, "__aenter__") and not hasattr(result, "__enter__")
     )
 
 
@@ -147,9 +155,7 @@ def _open_here(
     maker: Callable[[], Any], kind: Kind | None
 ) -> tuple[Opening | None, Any]:
     result = maker()
-    if inspect.isawaitable(result) or (
-        hasattr(result, "__aenter__") and not hasattr(result, "__enter__")
-    ):
+    if needs_loop(result):
         return None, result
     return open_sync(result, kind), None
 

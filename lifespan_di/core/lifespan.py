@@ -126,6 +126,8 @@ class ContainerLifespan:
         Raises:
             StartupError: A resource raised or ``startup_timeout`` passed; every
                 resource that had started was shut down first.
+            KeyboardInterrupt, SystemExit: A resource raised it, after the
+                rollback; its ``__cause__`` is the ``StartupError``.
             AlreadyRunningError: This container's lifespan is already running.
         """
         if self._phase != "new":
@@ -153,12 +155,7 @@ class ContainerLifespan:
         self.state[LIFESPAN_STATE_KEY] = self
         self._phase = "running"
         RUNTIME.activate(self)
-        logger.info(
-            "Started %d resources of %s in %.1f ms.",
-            len(engine.started),
-            self.name,
-            (perf_counter() - began) * 1000,
-        )
+        self._log("Started", began)
         return self.state
 
     async def shutdown(self) -> None:
@@ -169,6 +166,8 @@ class ContainerLifespan:
 
         Raises:
             ShutdownError: One or more teardowns raised or timed out.
+            KeyboardInterrupt, SystemExit: A teardown raised it, after every
+                other teardown; its ``__cause__`` is the ``ShutdownError``.
         """
         engine = self._engine
         if self._phase != "running" or engine is None:
@@ -177,17 +176,20 @@ class ContainerLifespan:
         RUNTIME.deactivate(self)
         began = perf_counter()
         try:
-            _, errors = await engine.stop(list(reversed(engine.started)))
+            outcome = await engine.stop(list(reversed(engine.started)))
         finally:
             self._stopped()
-        if errors:
-            raise shutdown_failure(self.name, errors, len(self.records))
-        logger.info(
-            "Stopped %d resources of %s in %.1f ms.",
-            len(engine.started),
-            self.name,
-            (perf_counter() - began) * 1000,
-        )
+        if outcome.failures:
+            failure = shutdown_failure(self.name, outcome.failures, len(self.records))
+            if outcome.interrupt is not None:
+                raise outcome.interrupt from failure
+            raise failure
+        self._log("Stopped", began)
+
+    def _log(self, done: str, began: float) -> None:
+        count = len(self._engine.started) if self._engine else 0
+        ms = (perf_counter() - began) * 1000
+        logger.info("%s %d resources of %s in %.1f ms.", done, count, self.name, ms)
 
     def _stopped(self) -> None:
         self._phase = "stopped"

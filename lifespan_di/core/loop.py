@@ -1,13 +1,13 @@
-"""An event loop on a private daemon thread, for sync code that owns resources."""
+"""Event-loop helpers: a loop on a private thread for sync code, and task questions."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ["LoopThread", "running_loop"]
+__all__ = ["LoopThread", "cancelling", "consume_outcome", "running_loop"]
 
 T = TypeVar("T")
 
@@ -67,3 +67,22 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+def cancelling() -> bool:
+    """Whether the running task is being cancelled (never, outside a task).
+
+    Tells a real cancellation from a ``CancelledError`` that user code raised on its
+    own (the common ``task.cancel(); await task`` slip), which is that code's failure.
+    """
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop in this thread
+        return False
+    return task is not None and task.cancelling() > 0
+
+
+def consume_outcome(future: asyncio.Future[Any]) -> None:
+    """Done callback for a task nobody awaits: its error is reported elsewhere."""
+    if not future.cancelled():
+        future.exception()
