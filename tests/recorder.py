@@ -10,6 +10,13 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 
+async def cancelled_await() -> None:
+    """The ``task.cancel(); await task`` slip: raises CancelledError in the caller."""
+    task = asyncio.ensure_future(asyncio.sleep(3600))
+    task.cancel()
+    await task
+
+
 class Handle:
     """The value a recorded resource yields: its name, its dependencies, whether closed."""
 

@@ -19,16 +19,9 @@ from dependency_injector import containers, providers
 from lifespan_di import container_lifespan
 from lifespan_di.core.lifespan import RUNTIME
 from lifespan_di.exceptions import ShutdownError, StartupError
-from tests.recorder import Recorder
+from tests.recorder import Recorder, cancelled_await
 
 INTERRUPTS = [KeyboardInterrupt, SystemExit]
-
-
-async def cancelled_await() -> None:
-    """The ``task.cancel(); await task`` slip: raises CancelledError in the caller."""
-    task = asyncio.ensure_future(asyncio.sleep(10))
-    task.cancel()
-    await task
 
 
 async def wait_for_event(recorder: Recorder, event: str) -> None:

@@ -12,12 +12,8 @@ from dependency_injector import containers, providers
 from django.test import override_settings
 
 from lifespan_di.handler import LifespanASGIHandler
-from tests.recorder import Recorder
-from tests.test_engine_faults import (
-    assert_each_stopped_once,
-    cancelled_await,
-    wait_for_event,
-)
+from tests.recorder import Recorder, cancelled_await
+from tests.test_engine_faults import assert_each_stopped_once, wait_for_event
 from tests.test_handler import Lifespan
 
 SCOPE = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}}

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import threading
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-__all__ = ["LoopThread", "cancelling", "consume_outcome", "running_loop"]
+__all__ = [
+    "LoopThread",
+    "cancelling",
+    "consume_outcome",
+    "in_daemon_thread",
+    "running_loop",
+]
 
 T = TypeVar("T")
 
@@ -86,3 +94,42 @@ def consume_outcome(future: asyncio.Future[Any]) -> None:
     """Done callback for a task nobody awaits: its error is reported elsewhere."""
     if not future.cancelled():
         future.exception()
+
+
+def in_daemon_thread(function: Callable[[], T], name: str) -> asyncio.Future[T]:
+    """Run ``function`` in a new daemon thread, in a copy of the current context.
+
+    Returns a future of the running loop. A daemon thread rather than the loop's
+    executor: the executor's threads are joined when the interpreter exits, so a
+    start or teardown that never returns would keep the server process alive after
+    it has given up on it.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            result = context.run(function)
+        except BaseException as error:
+            _settle_from_thread(loop, future.set_exception, future, error)
+        else:
+            _settle_from_thread(loop, future.set_result, future, result)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
+
+
+def _settle_from_thread(
+    loop: asyncio.AbstractEventLoop,
+    settle: Callable[[Any], None],
+    future: asyncio.Future[Any],
+    outcome: Any,
+) -> None:
+    def settle_unless_done() -> None:
+        if not future.done():  # cancelled meanwhile: nobody waits any more
+            settle(outcome)
+
+    # RuntimeError: the loop has closed, so nobody waits any more.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(settle_unless_done)

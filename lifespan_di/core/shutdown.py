@@ -15,7 +15,6 @@ recorded too, and handed back to be raised once every teardown was attempted.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import inspect
 import logging
 from collections.abc import Awaitable, Mapping
@@ -27,7 +26,7 @@ from dependency_injector import providers
 
 from lifespan_di.core import forms
 from lifespan_di.core.graph import ResourceNode
-from lifespan_di.core.loop import cancelling, consume_outcome
+from lifespan_di.core.loop import cancelling, consume_outcome, in_daemon_thread
 from lifespan_di.core.report import ResourceRecord, TeardownRaised
 
 __all__ = ["Failures", "Stopped", "stop_all"]
@@ -133,7 +132,7 @@ async def _bounded_teardown(
     target: providers.Resource[Any],
     shutdown_timeout: float | None,
 ) -> None:
-    task = asyncio.ensure_future(_interrupt_as_value(_teardown(target)))
+    task = asyncio.ensure_future(_interrupt_as_value(_teardown(target, node.path)))
     try:
         done, _ = await asyncio.wait({task}, timeout=shutdown_timeout)
     except asyncio.CancelledError:
@@ -155,12 +154,10 @@ async def _bounded_teardown(
     raise TimeoutError(msg)
 
 
-async def _teardown(target: providers.Resource[Any]) -> None:
+async def _teardown(target: providers.Resource[Any], path: str) -> None:
     if forms.starts_in_thread(target.provides):
         # A thread cannot be stopped: on timeout the wait ends, the thread goes on.
-        context = contextvars.copy_context()
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(None, context.run, target.shutdown)
+        result = await in_daemon_thread(target.shutdown, f"lifespan_di stop {path}")
     else:
         result = target.shutdown()
     # A plain function's resource may be async after all (see core/starts.py).

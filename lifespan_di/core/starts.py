@@ -15,7 +15,6 @@ loop), so that nothing stays open behind a failed startup.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import inspect
 import logging
@@ -28,7 +27,7 @@ from dependency_injector import providers
 
 from lifespan_di.core import forms
 from lifespan_di.core.graph import ResourceNode
-from lifespan_di.core.loop import cancelling, consume_outcome
+from lifespan_di.core.loop import cancelling, consume_outcome, in_daemon_thread
 
 __all__ = ["Abandoned", "ResourceStart", "StartRaised", "cancel_starts"]
 
@@ -147,9 +146,9 @@ class ResourceStart:
             return True
 
     async def _start_in_thread(self, target: providers.Resource[Any]) -> Any:
-        context = contextvars.copy_context()
-        loop = asyncio.get_running_loop()
-        self.thread = loop.run_in_executor(None, context.run, self._init_off_loop)
+        self.thread = in_daemon_thread(
+            self._init_off_loop, f"lifespan_di start {self.node.path}"
+        )
         # Shielded: a thread cannot be cancelled; the rollback waits for it instead.
         return await asyncio.shield(self.thread)
 

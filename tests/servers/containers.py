@@ -16,6 +16,15 @@ names):
   to start.
 - ``LIFESPAN_DI_TEST_STOP_FAIL``: these teardowns raise.
 - ``LIFESPAN_DI_TEST_STOP_HANG``: these teardowns never finish.
+- ``LIFESPAN_DI_TEST_START_CANCEL``: these async starts raise their own
+  ``CancelledError`` (they await a task they cancelled).
+- ``LIFESPAN_DI_TEST_STOP_CANCEL``: these async teardowns do the same.
+- ``LIFESPAN_DI_TEST_STOP_INTERRUPT``: these teardowns raise ``KeyboardInterrupt``.
+- ``LIFESPAN_DI_TEST_STUBBORN``: these async starts hang, and when cancelled go on
+  for ``STUBBORN_SECONDS`` more (``stubborn:<name>`` is recorded), then start.
+
+``Blocking`` is the same container plus ``connect``, a plain-function resource that
+blocks for ``LIFESPAN_DI_TEST_BLOCK_SECONDS`` (default: ever).
 """
 
 from __future__ import annotations
@@ -28,9 +37,12 @@ from contextlib import asynccontextmanager, contextmanager
 
 from dependency_injector import containers, providers
 
-__all__ = ["Container", "Handle", "PoolUser", "record"]
+from tests.recorder import cancelled_await
+
+__all__ = ["Blocking", "Container", "Handle", "PoolUser", "record"]
 
 HANG_SECONDS = 3600.0
+STUBBORN_SECONDS = 30.0
 
 
 def record(event: str) -> None:
@@ -86,6 +98,8 @@ def open_config() -> Iterator[Handle]:
     if asked("LIFESPAN_DI_TEST_STOP_FAIL", "config"):
         msg = "config teardown failed"
         raise RuntimeError(msg)
+    if asked("LIFESPAN_DI_TEST_STOP_INTERRUPT", "config"):
+        raise KeyboardInterrupt
 
 
 @asynccontextmanager
@@ -93,6 +107,14 @@ async def open_resource(name: str, using: object) -> AsyncIterator[Handle]:
     if asked("LIFESPAN_DI_TEST_HANG", name):
         record(f"hang:{name}")
         await asyncio.sleep(HANG_SECONDS)
+    if asked("LIFESPAN_DI_TEST_STUBBORN", name):
+        try:
+            await asyncio.sleep(HANG_SECONDS)
+        except asyncio.CancelledError:
+            record(f"stubborn:{name}")
+            await asyncio.sleep(STUBBORN_SECONDS)
+    if asked("LIFESPAN_DI_TEST_START_CANCEL", name):
+        await cancelled_await()
     await asyncio.sleep(slow_seconds(name))
     if asked("LIFESPAN_DI_TEST_FAIL", name):
         msg = f"{name} cannot connect"
@@ -108,6 +130,17 @@ async def open_resource(name: str, using: object) -> AsyncIterator[Handle]:
     if asked("LIFESPAN_DI_TEST_STOP_FAIL", name):
         msg = f"{name} teardown failed"
         raise RuntimeError(msg)
+    if asked("LIFESPAN_DI_TEST_STOP_CANCEL", name):
+        await cancelled_await()
+    if asked("LIFESPAN_DI_TEST_STOP_INTERRUPT", name):
+        raise KeyboardInterrupt
+
+
+def connect_blocking() -> Handle:
+    # A plain function: lifespan_di starts it in a worker thread.
+    time.sleep(float(os.environ.get("LIFESPAN_DI_TEST_BLOCK_SECONDS", HANG_SECONDS)))
+    record("start:connect")
+    return Handle("connect")
 
 
 class Container(containers.DeclarativeContainer):
@@ -115,3 +148,7 @@ class Container(containers.DeclarativeContainer):
     pool = providers.Resource(open_resource, "pool", using=config)
     pool_user = providers.Factory(PoolUser, pool=pool)
     cache = providers.Resource(open_resource, "cache", using=pool_user)
+
+
+class Blocking(Container):
+    connect = providers.Resource(connect_blocking)
