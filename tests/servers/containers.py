@@ -23,6 +23,14 @@ names):
 - ``LIFESPAN_DI_TEST_STUBBORN``: these async starts hang, and when cancelled go on
   for ``STUBBORN_SECONDS`` more (``stubborn:<name>`` is recorded), then start.
 
+Request resources, per request: ``session`` (a sync generator, opened and closed in
+a worker thread) and ``unit`` (an async generator). Each records ``<event>:<id>
+<where>``, where is ``loop`` or ``thread``:
+
+- ``LIFESPAN_DI_TEST_SESSION_STOP_SECONDS``: ``session``'s teardown blocks this long.
+- ``LIFESPAN_DI_TEST_SESSION_STOP_RAISE``: ``cancel`` (its own ``CancelledError``)
+  or ``interrupt`` (``KeyboardInterrupt``): what ``session``'s teardown raises.
+
 ``Blocking`` is the same container plus ``connect``, a plain-function resource that
 blocks for ``LIFESPAN_DI_TEST_BLOCK_SECONDS`` (default: ever).
 """
@@ -37,6 +45,7 @@ from contextlib import asynccontextmanager, contextmanager
 
 from dependency_injector import containers, providers
 
+from lifespan_di import RequestResource
 from tests.recorder import cancelled_await
 
 __all__ = ["Blocking", "Container", "Handle", "PoolUser", "record"]
@@ -136,6 +145,37 @@ async def open_resource(name: str, using: object) -> AsyncIterator[Handle]:
         raise KeyboardInterrupt
 
 
+def where() -> str:
+    """``loop`` if this thread runs an event loop, else ``thread``."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return "thread"
+    return "loop"
+
+
+def open_session() -> Iterator[Handle]:
+    handle = Handle("session")
+    record(f"session:open:{id(handle)} {where()}")
+    yield handle
+    time.sleep(float(os.environ.get("LIFESPAN_DI_TEST_SESSION_STOP_SECONDS", "0")))
+    handle.closed = True
+    record(f"session:close:{id(handle)} {where()}")
+    raising = os.environ.get("LIFESPAN_DI_TEST_SESSION_STOP_RAISE")
+    if raising == "cancel":
+        raise asyncio.CancelledError
+    if raising == "interrupt":
+        raise KeyboardInterrupt
+
+
+async def open_unit() -> AsyncIterator[Handle]:
+    handle = Handle("unit")
+    record(f"unit:open:{id(handle)} {where()}")
+    yield handle
+    handle.closed = True
+    record(f"unit:close:{id(handle)} {where()}")
+
+
 def connect_blocking() -> Handle:
     # A plain function: lifespan_di starts it in a worker thread.
     time.sleep(float(os.environ.get("LIFESPAN_DI_TEST_BLOCK_SECONDS", HANG_SECONDS)))
@@ -148,6 +188,8 @@ class Container(containers.DeclarativeContainer):
     pool = providers.Resource(open_resource, "pool", using=config)
     pool_user = providers.Factory(PoolUser, pool=pool)
     cache = providers.Resource(open_resource, "cache", using=pool_user)
+    unit = RequestResource(open_unit)
+    session = RequestResource(open_session)
 
 
 class Blocking(Container):

@@ -291,6 +291,20 @@ class Server:
         msg = f"{self.spec.id}: no {name!r} within {timeout} s:\n{self.log()}"
         raise AssertionError(msg)
 
+    def wait_for_events(
+        self, prefix: str, count: int, timeout: float = READY_TIMEOUT
+    ) -> None:
+        """Wait until ``count`` events starting with ``prefix`` were recorded."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sum(name.startswith(prefix) for name in self.names()) >= count:
+                return
+            time.sleep(0.02)
+        msg = (
+            f"{self.spec.id}: not {count} {prefix!r} within {timeout} s:\n{self.log()}"
+        )
+        raise AssertionError(msg)
+
     def client(self, timeout: float = 10.0) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=timeout)
 

@@ -7,8 +7,11 @@ resource that started was stopped exactly once, and that the process ended.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 
+import httpx
 import pytest
 
 from tests.servers.conftest import Launch
@@ -135,3 +138,78 @@ class TestStartup:
         server.wait_group_gone()
         assert "start:connect" not in server.names()
         assert_each_started_resource_stopped_once(server)
+
+
+def get_concurrently(base_url: str, path: str, count: int) -> list[int]:
+    """GET ``path`` ``count`` times at once; return the status codes."""
+
+    async def get_all() -> list[int]:
+        async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as client:
+            responses = await asyncio.gather(*(client.get(path) for _ in range(count)))
+        return [response.status_code for response in responses]
+
+    return asyncio.run(get_all())
+
+
+class TestRequestResources:
+    def test_slow_sync_teardowns_run_in_threads_concurrently(
+        self, launch: Launch, spec: Spec
+    ) -> None:
+        """Ten concurrent requests whose sync request resource takes 1 s to close: opened and closed in worker threads, all closed in far less than the 10 s the loop would take."""
+        server = launch(spec, LIFESPAN_DI_TEST_SESSION_STOP_SECONDS="1")
+        server.wait_ready()
+        began = time.monotonic()
+
+        statuses = get_concurrently(server.base_url, "/sessions/", 10)
+        server.wait_for_events("session:close", 10)
+        elapsed = time.monotonic() - began
+        exit_code = stop_cleanly(server)
+
+        assert statuses == [200] * 10
+        assert elapsed < 5.0
+        places = [
+            name.split(" ")[1] for name in server.names() if name.startswith("session")
+        ]
+        assert places == ["thread"] * 20
+        assert exit_code == SIGTERM_EXIT[spec.id], server.log()
+        assert_each_started_resource_stopped_once(server)
+
+    def test_request_teardown_raising_cancelled_error_closes_the_others(
+        self, launch: Launch, spec: Spec
+    ) -> None:
+        """A request resource's teardown raising its own CancelledError: the request's other resource still closes, and the server goes on serving."""
+        server = launch(spec, LIFESPAN_DI_TEST_SESSION_STOP_RAISE="cancel")
+        server.wait_ready()
+
+        with server.client() as client:
+            first = client.get("/sessions/")
+            server.wait_for_events("unit:close", 1)
+            second = client.get("/sessions/")
+            server.wait_for_events("unit:close", 2)
+        exit_code = stop_cleanly(server)
+
+        assert (first.status_code, second.status_code) == (200, 200)
+        assert "Closing the request resource 'session' failed." in server.log()
+        assert sum(name.startswith("session:close") for name in server.names()) == 2
+        assert exit_code == SIGTERM_EXIT[spec.id], server.log()
+        assert_each_started_resource_stopped_once(server)
+
+    def test_request_teardown_raising_keyboard_interrupt_ends_the_process(
+        self, launch: Launch, spec: Spec
+    ) -> None:
+        """KeyboardInterrupt from a request resource's teardown is raised once the request's other resource closed, and the process ends; uvicorn then shuts the app resources down, granian's worker does not."""
+        server = launch(spec, LIFESPAN_DI_TEST_SESSION_STOP_RAISE="interrupt")
+        server.wait_ready()
+
+        with server.client() as client, contextlib.suppress(httpx.TransportError):
+            client.get("/sessions/")
+        server.wait_exit()
+
+        server.wait_group_gone()
+        names = server.names()
+        assert any(name.startswith("unit:close") for name in names)
+        if spec is GRANIAN:  # its worker exits at once: docs/request-scope.md
+            assert not any(name.startswith("stop:") for name in names)
+        else:
+            assert names[-3:] == [f"stop:{n}" for n in reversed(RESOURCES)]
+            assert_each_started_resource_stopped_once(server)

@@ -10,4 +10,5 @@ urlpatterns = [
     path("slow/", views.slow),
     path("boom/", views.boom),
     path("stream/", views.stream),
+    path("sessions/", views.sessions),
 ]

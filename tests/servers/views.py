@@ -103,3 +103,13 @@ async def stream(
 
     record("view:stream")
     return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
+@inject
+async def sessions(
+    request: HttpRequest,
+    unit: Handle = Provide[Container.unit],
+    session: Handle = Provide[Container.session],
+) -> JsonResponse:
+    """Use both request resources (``unit`` opens first, so it closes last)."""
+    return JsonResponse({"unit": id(unit), "session": id(session)})
