@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import sqlite3
 import threading
+import types
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -437,6 +439,77 @@ class TestWithoutTheHandler:
             async for _ in response:  # type: ignore[attr-defined]
                 pass
         await sync_to_async(response.close)()
+
+
+class _Session:
+    """What the README's ``pool.session()`` returns; ``fail`` makes commit raise."""
+
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+
+    def __str__(self) -> str:
+        return "session"
+
+    def commit(self) -> None:
+        EVENTS.append("commit")
+        if self.fail:
+            msg = "deferred constraint violated"
+            raise CommitFailed(msg)
+
+    def rollback(self) -> None:
+        EVENTS.append("rollback")
+
+    def close(self) -> None:
+        EVENTS.append("close")
+
+
+class TestReadmeExample:
+    """The README's unit of work, run as written against a fake pool."""
+
+    @staticmethod
+    def container(*, fail: bool) -> Any:
+        readme = (Path(__file__).parent.parent / "README.md").read_text("utf-8")
+        blocks = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+        (example,) = [block for block in blocks if "ViewResource(" in block]
+
+        def create_pool() -> Iterator[Any]:
+            yield types.SimpleNamespace(session=lambda: _Session(fail))
+
+        namespace = {
+            "containers": containers,
+            "providers": providers,
+            "create_pool": create_pool,
+        }
+        exec(example, namespace)
+        return namespace["Container"]()
+
+    @pytest.mark.parametrize(("fail", "status"), [(False, 200), (True, 500)])
+    async def test_commit_ends_before_the_response(
+        self, fail: bool, status: int
+    ) -> None:
+        """The README's unit of work commits before the response starts, and a commit that fails answers 500."""
+        app = LifespanASGIHandler(self.container(fail=fail))
+
+        async with LifespanAsyncClient(application=app):
+            answered, _ = await serve(app, "/sync/")
+
+        assert answered == status
+        assert list(EVENTS) == [
+            "view returns:session",
+            "commit",
+            "close",
+            f"response starts:{status}",
+        ]
+
+    async def test_a_view_that_raises_rolls_back(self) -> None:
+        """The README's unit of work rolls back when the view raises."""
+        app = LifespanASGIHandler(self.container(fail=False))
+
+        async with LifespanAsyncClient(application=app):
+            answered, _ = await serve(app, "/fail/")
+
+        assert answered == 500
+        assert EVENTS == ["rollback", "close", "response starts:500"]
 
 
 class TestDeferredConstraint:
