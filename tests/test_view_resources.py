@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from dependency_injector import containers, providers
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.test import (
     AsyncClient,
@@ -34,6 +35,11 @@ from lifespan_di.testing import LifespanAsyncClient
 from tests.project import view_urls
 from tests.project.view_urls import EVENTS
 from tests.test_request_scope import TIMEOUT, http_scope
+from tests.test_request_scope_faults import (
+    SCOPE_URLS,
+    saved,
+    sqlite_db,  # noqa: F401 - a fixture
+)
 
 VIEW_URLS = "tests.project.view_urls"
 
@@ -510,6 +516,28 @@ class TestReadmeExample:
 
         assert answered == 500
         assert EVENTS == ["rollback", "close", "response starts:500"]
+
+
+class TestDjangoTransaction:
+    @pytest.mark.usefixtures("sqlite_db")
+    @pytest.mark.parametrize(("query", "kept"), [({}, True), ({"fail": "1"}, False)])
+    async def test_atomic_commits_as_the_view_returns(
+        self, query: dict[str, str], kept: bool
+    ) -> None:
+        """transaction.atomic() as a view resource of an async view commits the view's ORM writes before the response, or rolls them back when the view raises."""
+
+        class Shop(containers.DeclarativeContainer):
+            atomic = ViewResource(transaction.atomic)
+
+        with override_settings(ROOT_URLCONF=SCOPE_URLS):
+            app = LifespanASGIHandler(Shop())
+            async with LifespanAsyncClient(
+                application=app, raise_request_exception=False
+            ) as client:
+                response = await client.get("/orm/", {"name": "group", **query})
+
+        assert response.status_code == (200 if kept else 500)
+        assert await saved("group") is kept
 
 
 class TestDeferredConstraint:
