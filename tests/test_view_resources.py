@@ -263,8 +263,11 @@ class TestClosedBeforeTheResponse:
 
 
 class TestThreads:
-    async def test_a_sync_view_opens_and_closes_it_in_its_thread(self) -> None:
-        """A sync view's sync view resource opens and commits in the view's own thread."""
+    @pytest.mark.parametrize("path", ["/sync/", "/async/"])
+    async def test_a_sync_one_opens_and_closes_in_the_view_thread(
+        self, path: str
+    ) -> None:
+        """A sync view resource opens and commits in one thread, never the event loop's: a sync view's own thread, or an async view's request thread."""
         threads: list[int] = []
 
         def recorded() -> Iterator[str]:
@@ -275,25 +278,7 @@ class TestThreads:
         app = shop(ViewResource(recorded))
 
         async with LifespanAsyncClient(application=app):
-            status, _ = await serve(app, "/sync/")
-
-        assert status == 200
-        assert len(threads) == 2
-        assert threads[0] == threads[1] != threading.get_ident()
-
-    async def test_an_async_view_opens_a_sync_one_in_the_request_thread(self) -> None:
-        """An async view's sync view resource opens and commits in the request's thread, never on the event loop."""
-        threads: list[int] = []
-
-        def recorded() -> Iterator[str]:
-            threads.append(threading.get_ident())
-            yield "uow"
-            threads.append(threading.get_ident())
-
-        app = shop(ViewResource(recorded))
-
-        async with LifespanAsyncClient(application=app):
-            status, _ = await serve(app, "/async/")
+            status, _ = await serve(app, path)
 
         assert status == 200
         assert len(threads) == 2
