@@ -32,6 +32,7 @@ from lifespan_di.handler import LifespanASGIHandler
 from lifespan_di.middleware import LifespanStateMiddleware
 from lifespan_di.preflight import startup_problems
 from lifespan_di.testing import LifespanAsyncClient
+from lifespan_di.view_resources import closing_view_resources
 from tests.project import view_urls
 from tests.project.view_urls import EVENTS
 from tests.test_request_scope import TIMEOUT, http_scope
@@ -568,3 +569,18 @@ def test_view_resource_is_a_request_resource() -> None:
     """A ViewResource is a RequestResource: inject, request.state and override treat it as one."""
     assert issubclass(ViewResource, RequestResource)
     assert isinstance(ViewResource(unit_of_work()), providers.Provider)
+
+
+def test_the_wrapper_keeps_non_atomic_requests() -> None:
+    """The handler's view wrapper keeps @transaction.non_atomic_requests, which Django's make_view_atomic reads from the view it wraps."""
+
+    @transaction.non_atomic_requests
+    def view(request: HttpRequest) -> HttpResponse:
+        return HttpResponse()
+
+    ViewResource(unit_of_work())  # views are wrapped once one exists
+
+    wrapped = closing_view_resources(view)
+
+    assert wrapped is not view
+    assert wrapped._non_atomic_requests == {"default"}  # type: ignore[attr-defined]
