@@ -145,6 +145,8 @@ class RequestScope:
     def end_view(self) -> list[Entry]:
         """Refuse later uses of view resources; return the open ones, oldest first."""
         self.view_returned = True
+        if not self._opened:
+            return []
         view = [entry for entry in self._opened if entry.view]
         for entry in view:  # one by one: another thread of the request may append
             self._opened.remove(entry)
