@@ -14,7 +14,9 @@ Each pair of views does the same work on a session object, inside a running life
   session:`` (or ``async with``);
 * RequestResource: the view receives ``session`` from ``@inject`` out of a
   ``RequestResource(open_session)``; lifespan_di opens it on first use and closes it
-  after the response.
+  after the response;
+* ViewResource: the same out of a ``ViewResource(open_session)``, closed when the
+  view returns, before the response is sent.
 
 Pairs: an async view with a sync generator, an async view with an async generator,
 and a sync view with a sync generator.
@@ -23,9 +25,11 @@ Two measurements:
 
 1. **lifespan_di's work per request** (the target): the view called as the handler
    calls it, with what ``LifespanASGIHandler`` adds around it for request
-   resources (open the request scope, close it after the response, restore the
-   context), against the by-hand view called alone. The sync pair runs the view in a
-   worker thread, as Django does, for both variants. Batches of ``--calls`` requests.
+   resources (open the request scope, wrap the view in ``make_view_atomic``, close
+   it after the response, restore the context), against the by-hand view called
+   alone (wrapped by Django's own ``make_view_atomic``). The sync pair runs the view
+   in a worker thread, as Django does, for every variant. Batches of ``--calls``
+   requests.
 2. **Whole requests**: the same views served by ``LifespanASGIHandler`` (Django's
    full request path, called directly with an HTTP scope, no network), batches of
    ``--requests``. Django starts a thread per request here, so the spread of these
@@ -37,7 +41,9 @@ garbage collector off; a round's figure is its mean per call, and "added" is the
 median over the rounds of (the variant's figure - the same round's by-hand figure).
 
 Target: at most 5 µs added per request that uses one request resource (measurement
-1, async view with an async generator). The other pairs are reported: a sync
+1, async view with an async generator), for either lifetime. Once a ``ViewResource``
+exists in the process, the handler wraps every view, so the RequestResource rows here
+include that wrapper too. The other pairs are reported: a sync
 resource opens in the request's thread, never on the event loop (Django's ORM works
 there, and a slow teardown does not hold up other requests), so in an async view it
 pays a thread hop the by-hand view, which blocks the loop, does not; a sync view's
@@ -71,7 +77,7 @@ from django.http import HttpRequest, HttpResponse
 from django.test import AsyncRequestFactory
 from django.urls import path
 
-from lifespan_di import Provide, inject, lifespan
+from lifespan_di import Provide, ViewResource, inject, lifespan
 from lifespan_di.core.lifespan import RUNTIME
 from lifespan_di.handler import LifespanASGIHandler
 from lifespan_di.providers import RequestResource
@@ -106,6 +112,8 @@ async def open_async_session() -> AsyncIterator[Session]:
 class Container(containers.DeclarativeContainer):
     session = RequestResource(open_session)
     async_session = RequestResource(open_async_session)
+    view_session = ViewResource(open_session)
+    async_view_session = ViewResource(open_async_session)
 
 
 async def by_hand(request: HttpRequest) -> HttpResponse:
@@ -116,6 +124,13 @@ async def by_hand(request: HttpRequest) -> HttpResponse:
 @inject
 async def injected(
     request: HttpRequest, session: Session = Provide[Container.session]
+) -> HttpResponse:
+    return HttpResponse(type(session).__name__)
+
+
+@inject
+async def view_injected(
+    request: HttpRequest, session: Session = Provide[Container.view_session]
 ) -> HttpResponse:
     return HttpResponse(type(session).__name__)
 
@@ -132,6 +147,13 @@ async def async_injected(
     return HttpResponse(type(session).__name__)
 
 
+@inject
+async def async_view_injected(
+    request: HttpRequest, session: Session = Provide[Container.async_view_session]
+) -> HttpResponse:
+    return HttpResponse(type(session).__name__)
+
+
 def sync_by_hand(request: HttpRequest) -> HttpResponse:
     with contextmanager(open_session)() as session:
         return HttpResponse(type(session).__name__)
@@ -144,6 +166,13 @@ def sync_injected(
     return HttpResponse(type(session).__name__)
 
 
+@inject
+def sync_view_injected(
+    request: HttpRequest, session: Session = Provide[Container.view_session]
+) -> HttpResponse:
+    return HttpResponse(type(session).__name__)
+
+
 urls = types.ModuleType("benchmark_request_scope_urls")
 urls.urlpatterns = [  # type: ignore[attr-defined]
     path("by-hand/", by_hand),
@@ -152,14 +181,18 @@ urls.urlpatterns = [  # type: ignore[attr-defined]
     path("async-injected/", async_injected),
     path("sync-by-hand/", sync_by_hand),
     path("sync-injected/", sync_injected),
+    path("view-injected/", view_injected),
+    path("async-view-injected/", async_view_injected),
+    path("sync-view-injected/", sync_view_injected),
 ]
 sys.modules[urls.__name__] = urls
 
 PAIRS = [
-    ("async view, sync generator", by_hand, injected),
-    ("async view, async generator", async_by_hand, async_injected),
-    ("sync view, sync generator", sync_by_hand, sync_injected),
+    ("async view, sync generator", by_hand, injected, view_injected),
+    ("async view, async generator", async_by_hand, async_injected, async_view_injected),
+    ("sync view, sync generator", sync_by_hand, sync_injected, sync_view_injected),
 ]
+LIFETIMES = ("RequestResource", "ViewResource")
 PATHS = {
     by_hand: "/by-hand/",
     injected: "/injected/",
@@ -167,6 +200,9 @@ PATHS = {
     async_injected: "/async-injected/",
     sync_by_hand: "/sync-by-hand/",
     sync_injected: "/sync-injected/",
+    view_injected: "/view-injected/",
+    async_view_injected: "/async-view-injected/",
+    sync_view_injected: "/sync-view-injected/",
 }
 
 View = Callable[[HttpRequest], Any]
@@ -188,8 +224,18 @@ def view_calls(app: LifespanASGIHandler, view: View, *, scoped: bool) -> Batch:
     otherwise with Django's own ``send_response``.
     """
     request = AsyncRequestFactory().get("/")
-    if not iscoroutinefunction(view):
-        view = sync_to_async(view, thread_sensitive=False)
+    is_async = iscoroutinefunction(view)
+
+    def prepare() -> View:
+        # Once per request, as Django's _get_response_async does.
+        wrapped: View
+        if scoped:
+            wrapped = app.make_view_atomic(view)
+        else:
+            wrapped = ASGIHandler.make_view_atomic(app, view)
+        if is_async:
+            return wrapped
+        return sync_to_async(wrapped, thread_sensitive=False)
 
     async def run(calls: int) -> float:
         start = perf_counter_ns()
@@ -197,12 +243,12 @@ def view_calls(app: LifespanASGIHandler, view: View, *, scoped: bool) -> Batch:
             if scoped:
                 _, token = enter_scope()
                 try:
-                    response = await view(request)
+                    response = await prepare()(request)
                     await app.send_response(response, ignore)
                 finally:
                     exit_scope(token)
             else:
-                response = await view(request)
+                response = await prepare()(request)
                 await ASGIHandler.send_response(app, response, ignore)
             # Django's handle closes every response (in the request's thread, which
             # is where resources opened by a sync view are closed).
@@ -264,23 +310,27 @@ def report(title: str, samples: Samples, *, check: bool) -> bool:
     print(f"{'':<46}  {'µs/req':>7}  {'µs/req':>13}  {'µs':>6}")
     passed = True
     for label, *_ in PAIRS:
-        baseline, mine = samples[f"{label}: by hand"], samples[f"{label}: lifespan_di"]
-        added = statistics.median(m - b for m, b in zip(mine, baseline, strict=True))
-        for name, values, extra in [
-            (f"{label}: by hand", baseline, ""),
-            (f"{label}: RequestResource", mine, f"{added:+.1f}"),
-        ]:
-            spread = f"{min(values):.1f}-{max(values):.1f}"
-            print(
-                f"{name:<46}  {statistics.median(values):>7.1f}  {spread:>13}  "
-                f"{extra:>6}"
+        baseline = samples[f"{label}: by hand"]
+        spread = f"{min(baseline):.1f}-{max(baseline):.1f}"
+        name = f"{label}: by hand"
+        print(f"{name:<46}  {statistics.median(baseline):>7.1f}  {spread:>13}")
+        for lifetime in LIFETIMES:
+            mine = samples[f"{label}: {lifetime}"]
+            added = statistics.median(
+                m - b for m, b in zip(mine, baseline, strict=True)
             )
-        if check and label == TARGET_PAIR:
-            ok = added <= TARGET_US
-            passed = passed and ok
-            verdict = "PASS" if ok else "FAIL"
-            target = f"target <= {TARGET_US:g}"
-            print(f"  {verdict}  adds {added:.1f} µs per request ({target})")
+            spread = f"{min(mine):.1f}-{max(mine):.1f}"
+            name = f"{label}: {lifetime}"
+            print(
+                f"{name:<46}  {statistics.median(mine):>7.1f}  {spread:>13}  "
+                f"{added:>+6.1f}"
+            )
+            if check and label == TARGET_PAIR:
+                ok = added <= TARGET_US
+                passed = passed and ok
+                verdict = "PASS" if ok else "FAIL"
+                target = f"target <= {TARGET_US:g}"
+                print(f"  {verdict}  {lifetime} adds {added:.1f} µs ({target})")
     return passed
 
 
@@ -297,11 +347,12 @@ async def run(rounds: int, scale: float) -> bool:
                 raise RuntimeError(msg)
         work = {}
         whole = {}
-        for label, baseline, mine in PAIRS:
+        for label, baseline, *views in PAIRS:
             work[f"{label}: by hand"] = view_calls(app, baseline, scoped=False)
-            work[f"{label}: lifespan_di"] = view_calls(app, mine, scoped=True)
             whole[f"{label}: by hand"] = request_calls(app, PATHS[baseline], state)
-            whole[f"{label}: lifespan_di"] = request_calls(app, PATHS[mine], state)
+            for lifetime, mine in zip(LIFETIMES, views, strict=True):
+                work[f"{label}: {lifetime}"] = view_calls(app, mine, scoped=True)
+                whole[f"{label}: {lifetime}"] = request_calls(app, PATHS[mine], state)
         passed = report(
             f"1. lifespan_di's work per request ({rounds} rounds x {calls} calls)",
             await measure(work, rounds, calls),

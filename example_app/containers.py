@@ -13,7 +13,7 @@ from django.conf import settings
 from example_app.database import Favourites, open_database, ping_database, unit_of_work
 from example_app.metrics import Metrics, create_metrics
 from example_app.upstream import QuotesApi
-from lifespan_di import RequestResource
+from lifespan_di import ViewResource
 
 
 # --8<-- [start:http_client]
@@ -70,8 +70,9 @@ class Container(containers.DeclarativeContainer):
         open_database, path=providers.Callable(setting, "EXAMPLE_DATABASE")
     )
 
-    # Request-scoped: one transaction per request, closed after the response.
-    uow = RequestResource(unit_of_work, database=database)
+    # Request-scoped: one transaction per request, committed when the view returns,
+    # before the response: a commit that fails is a 500, not a 200 for nothing saved.
+    uow = ViewResource(unit_of_work, database=database)
 
     # Services, built from the resources on each use.
     quotes = providers.Factory(QuotesApi, client=http_client)

@@ -12,6 +12,7 @@ from lifespan_di.injection import Provide, Provider, inject
 from lifespan_di.providers import RequestResource
 from lifespan_di.standalone import lifespan, request_scope, with_lifespan
 from lifespan_di.state import State
+from lifespan_di.view_resources import ViewResource
 
 __all__ = [
     "ContainerLifespan",
@@ -20,6 +21,7 @@ __all__ = [
     "Provider",
     "RequestResource",
     "State",
+    "ViewResource",
     "container_lifespan",
     "get_asgi_application",
     "get_container",

@@ -28,6 +28,7 @@ class Entry:
         "kind",
         "name",
         "value",
+        "view",
         "waiter",
     )
 
@@ -41,6 +42,8 @@ class Entry:
         self.handle: Any = None
         self.in_thread = False
         """Opened in a worker thread (a sync view): closed in that thread too."""
+        self.view = False
+        """A ``ViewResource``'s: closed when the view returns."""
         # Created only when a second use waits for the first one to open it, which
         # is rare: most requests never pay for an Event.
         self.waiter: threading.Event | None = None

@@ -100,7 +100,7 @@ class ShutdownError(LifespanDIError, ExceptionGroup[Exception]):
 
 
 class RequestScopeError(LifespanDIError, RuntimeError):
-    """A request resource was used outside a request, or could not be opened there."""
+    """A request resource was used outside its request or view, or failed there."""
 
     @classmethod
     def no_scope(cls, name: str, *, in_thread: bool) -> RequestScopeError:
@@ -123,4 +123,29 @@ class RequestScopeError(LifespanDIError, RuntimeError):
                 "never pass it): use asgiref's sync_to_async() or submit "
                 "contextvars.copy_context().run with the function."
             )
+        return cls(msg)
+
+    @classmethod
+    def async_on_loop(cls, name: str) -> RequestScopeError:
+        """Build the error for async resource ``name`` opened sync on the event loop."""
+        short = name.rsplit(".", 1)[-1]
+        msg = (
+            f"Cannot open the request resource {name!r} synchronously: it is "
+            "asynchronous and this code runs on the event loop. Use it through "
+            f"@inject on an async view, `await request.state.aget({short!r})`, or "
+            "`await provider.async_()`."
+        )
+        return cls(msg)
+
+    @classmethod
+    def view_returned(cls, name: str) -> RequestScopeError:
+        """Build the error for view resource ``name`` used after the view returned."""
+        msg = (
+            f"Cannot use the view resource {name!r} here: it was closed when the "
+            "view returned, before the response was sent, and this code runs after "
+            "that (a streamed body, a template rendered after the view, a middleware "
+            "or a task the view left running). Use it within the view, or declare it "
+            "as RequestResource (closed after the response has been sent) if it must "
+            "outlive the view."
+        )
         return cls(msg)

@@ -37,6 +37,7 @@ from lifespan_di.scope import (
     record_view_exception,
 )
 from lifespan_di.state import LifespanASGIRequest
+from lifespan_di.view_resources import closing_view_resources
 
 __all__ = ["LifespanASGIHandler"]
 
@@ -169,20 +170,14 @@ class LifespanASGIHandler(ASGIHandler):
             exit_scope(token)
 
     async def send_response(self, response: Any, send: Any) -> None:
-        """Send the response, then close the request's resources.
-
-        Streaming and file responses are sent completely before anything closes:
-        their body may read from a request resource.
-        """
+        """Send the response, streamed body included, then close request resources."""
         request_scope = current_scope()
         if request_scope is None or not request_scope.closes_after(response):
             await super().send_response(response, send)
             return
 
         async def send_and_track(message: Any) -> None:
-            if message["type"] == "http.response.body" and not message.get(
-                "more_body", False
-            ):
+            if message["type"] == "http.response.body" and not message.get("more_body"):
                 request_scope.response_complete = True
             await send(message)
 
@@ -208,6 +203,10 @@ class LifespanASGIHandler(ASGIHandler):
             if request_scope is not None and request_scope.response_complete:
                 await request_scope.wait_closed()
             raise
+
+    def make_view_atomic(self, view: Any) -> Any:
+        """Close ``ViewResource`` instances as the view returns, inside its atomic."""
+        return super().make_view_atomic(closing_view_resources(view))
 
     def process_exception_by_middleware(
         self, exception: Exception, request: HttpRequest

@@ -15,6 +15,7 @@ from lifespan_di.scope import (
     record_view_exception,
 )
 from lifespan_di.state import request_state
+from lifespan_di.view_resources import aend_view, end_view
 
 __all__ = ["AsyncMiddleware", "LifespanStateMiddleware", "request_state"]
 
@@ -31,7 +32,8 @@ class LifespanStateMiddleware:
     the state raises ``LifespanNotRunningError`` explaining why.
 
     Where ``LifespanASGIHandler`` does not serve the request (WSGI, Django's own
-    test clients), it also opens the request scope that request resources need.
+    test clients), it also opens the request scope that request resources need, and
+    closes the ``ViewResource`` instances when the response comes back through it.
     """
 
     sync_capable = True
@@ -55,6 +57,10 @@ class LifespanStateMiddleware:
             response: HttpResponseBase = self.get_response(request)  # type: ignore[assignment]
         finally:
             exit_scope(token)
+        failure = end_view(request_scope, request_scope.exception)
+        if failure is not None:  # the response is discarded: close everything now
+            request_scope.close(failure)
+            raise failure
         request_scope.finish(response)
         return response
 
@@ -68,6 +74,10 @@ class LifespanStateMiddleware:
             response = await self.get_response(request)  # type: ignore[misc]
         finally:
             exit_scope(token)
+        failure = await aend_view(request_scope, request_scope.exception)
+        if failure is not None:
+            await request_scope.aclose(failure)
+            raise failure
         await request_scope.afinish(response)
         return response
 

@@ -32,6 +32,7 @@ from lifespan_di.exceptions import ConfigurationError
 from lifespan_di.health.declared import health_check_problems
 from lifespan_di.injection import unresolved_injections
 from lifespan_di.providers import request_resources
+from lifespan_di.view_resources import lifetime_problems
 
 __all__ = ["prepare_lifespan", "startup_problems"]
 
@@ -58,6 +59,10 @@ def startup_problems(
         problems += [
             Problem("lifespan_di.E008", problem)
             for problem in health_check_problems(container)
+        ]
+        problems += [
+            Problem("lifespan_di.E013", problem)
+            for problem in lifetime_problems(container)
         ]
     return problems
 

@@ -15,7 +15,7 @@ import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import Any, TypeVar, overload
+from typing import Any, ClassVar, TypeVar, overload
 
 from asgiref.sync import async_to_sync, sync_to_async
 from dependency_injector import containers, providers, resources
@@ -58,6 +58,11 @@ class RequestResource(providers.Provider[T]):
     """
 
     __slots__ = ("_async", "_dependencies", "_kind", "_maker", "_name", "_provides")
+
+    closes_with_view: ClassVar[bool] = False
+    """Whether it closes as the view returns (``ViewResource``), before the response."""
+    views_declared: ClassVar[bool] = False
+    """Whether a ``ViewResource`` exists: until one does, the handler wraps no view."""
 
     @overload
     def __init__(
@@ -114,6 +119,8 @@ class RequestResource(providers.Provider[T]):
         self._async = forms.is_async(provides)
         self._dependencies: tuple[RequestResource[Any], ...] | None = None
         self._name: str | None = None
+        if self.closes_with_view:
+            RequestResource.views_declared = True
         super().__init__()
 
     def __deepcopy__(self, memo: dict[int, Any] | None) -> RequestResource[T]:
@@ -141,6 +148,8 @@ class RequestResource(providers.Provider[T]):
 
     def _provide(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
         scope = _scope_or_raise(self)
+        if self.closes_with_view and scope.view_returned:
+            raise RequestScopeError.view_returned(self.name)
         entry = scope.get(self)
         if entry is not None and entry.done:
             return _value(entry)  # type: ignore[no-any-return]
@@ -156,7 +165,8 @@ class RequestResource(providers.Provider[T]):
         except BaseException as error:
             scope.failed(self, entry, error)
             raise
-        scope.opened(entry, opening, in_thread=running_loop() is None)
+        in_thread = running_loop() is None
+        scope.opened(entry, opening, in_thread=in_thread, view=self.closes_with_view)
         return opening[0]  # type: ignore[no-any-return]
 
     def async_(self, *args: Any, **kwargs: Any) -> Awaitable[T]:
@@ -170,6 +180,8 @@ class RequestResource(providers.Provider[T]):
                 result = await result
             return result  # type: ignore[no-any-return]
         scope = CURRENT.get() or _scope_or_raise(self)
+        if self.closes_with_view and scope.view_returned:
+            raise RequestScopeError.view_returned(self.name)
         entry, create = scope.claim(self, self._name or self.name)
         if not create:
             if entry.done:
@@ -189,19 +201,12 @@ class RequestResource(providers.Provider[T]):
         except BaseException as error:
             scope.failed(self, entry, error)
             raise
-        scope.opened(entry, opening, in_thread=in_thread)
+        scope.opened(entry, opening, in_thread=in_thread, view=self.closes_with_view)
         return opening[0]  # type: ignore[no-any-return]
 
     def _open_async_from_sync(self) -> T:
         if running_loop() is not None:
-            short = self.name.rsplit(".", 1)[-1]
-            msg = (
-                f"Cannot open the request resource {self.name!r} synchronously: it "
-                "is asynchronous and this code runs on the event loop. Use it through "
-                f"@inject on an async view, `await request.state.aget({short!r})`, "
-                "or `await provider.async_()`."
-            )
-            raise RequestScopeError(msg)
+            raise RequestScopeError.async_on_loop(self.name)
         # A sync view runs in a worker thread: open the resource on the request's
         # event loop, where it is closed too.
         return async_to_sync(self._aget)()

@@ -6,7 +6,8 @@ request and closes it once the response has been sent completely: a middleware
 ``finally`` runs before a streaming body is produced (see "What lifespan_di relies on"
 in docs/how-it-works.md). Where the handler does not serve the request (WSGI,
 Django's test clients), the middleware opens it and closes it when the response is
-returned, or, for a streamed response, when Django closes it.
+returned, or, for a streamed response, when Django closes it. A ``ViewResource``
+closes earlier, as the view returns (``end_view``; ``lifespan_di.view_resources``).
 
 Django runs the view and sends the response in a child task, and sync views in a
 worker thread: both copy the context, so the scope is one mutable object shared
@@ -47,6 +48,8 @@ from lifespan_di.exceptions import RequestScopeError
 
 __all__ = [
     "RequestScope",
+    "aclose_entries",
+    "close_entries",
     "current_scope",
     "enter_scope",
     "exit_scope",
@@ -75,6 +78,7 @@ class RequestScope:
         "_waiter",
         "exception",
         "response_complete",
+        "view_returned",
     )
 
     def __init__(self) -> None:
@@ -82,6 +86,8 @@ class RequestScope:
         """The first exception the view raised, passed to every teardown."""
         self.response_complete = False
         """Whether the last message of the response went to the server."""
+        self.view_returned = False
+        """Whether the view has returned: its ``ViewResource`` instances are closed."""
         self._entries: dict[object, Entry] = {}
         self._opened: list[Entry] = []
         self._closed = False
@@ -111,10 +117,12 @@ class RequestScope:
         existing = self._entries.setdefault(key, entry)
         return existing, existing is entry
 
-    def opened(self, entry: Entry, opening: forms.Opening, *, in_thread: bool) -> None:
-        """Record that ``entry`` is ready; it will be closed with the scope."""
+    def opened(
+        self, entry: Entry, opening: forms.Opening, *, in_thread: bool, view: bool
+    ) -> None:
+        """Record that ``entry`` is ready; it closes with the view or the scope."""
         entry.value, entry.kind, entry.handle = opening
-        entry.in_thread = in_thread
+        entry.in_thread, entry.view = in_thread, view
         if entry.kind is not None:
             self._opened.append(entry)
         entry.finish()
@@ -133,6 +141,16 @@ class RequestScope:
         """
         self._closed = True
         self._entries.clear()
+
+    def end_view(self) -> list[Entry]:
+        """Refuse later uses of view resources; return the open ones, oldest first."""
+        self.view_returned = True
+        if not self._opened:
+            return []
+        view = [entry for entry in self._opened if entry.view]
+        for entry in view:  # one by one: another thread of the request may append
+            self._opened.remove(entry)
+        return view
 
     @property
     def open(self) -> bool:
@@ -277,45 +295,65 @@ class RequestScope:
         exception: BaseException | None,
         close_one: Callable[[Entry, BaseException | None], Awaitable[None] | None],
     ) -> list[str]:
-        """The one close loop, for sync and async callers (see ``_run_to_end``).
-
-        Every teardown is attempted, whatever the others raise. A cancellation of
-        the closing task, a ``KeyboardInterrupt`` or a ``SystemExit`` is re-raised
-        once all of them were; a ``CancelledError`` raised while the task is not
-        being cancelled (``task.cancel(); await task`` in a teardown) is that
-        resource's failure (issue 12).
-        """
         self._closed = True
-        failed = []
-        aborted: BaseException | None = None
         try:
-            while self._opened:
-                entry = self._opened.pop()
-                try:
-                    pending = close_one(entry, exception)
-                    if pending is not None:
-                        await pending
-                except BaseException as error:
-                    if error is exception:  # re-raising the view's: no failure
-                        continue
-                    if isinstance(error, asyncio.CancelledError) and cancelling():
-                        aborted = aborted or error
-                        continue
-                    logger.exception(
-                        "Closing the request resource %r failed.", entry.name
-                    )
-                    failed.append(entry.name)
-                    if isinstance(error, KeyboardInterrupt | SystemExit):
-                        aborted = aborted or error
+            return await _close_each(self._opened, exception, close_one)
         finally:
             self.end()
             self.settle()
-        if aborted is not None:
-            raise aborted
-        return failed
 
     def _close_deferred(self) -> None:
         self.close(self.exception)
+
+
+async def _close_each(
+    entries: list[Entry],
+    exception: BaseException | None,
+    close_one: Callable[[Entry, BaseException | None], Awaitable[None] | None],
+) -> list[str]:
+    """The one close loop, for sync and async callers (see ``_run_to_end``).
+
+    Closes ``entries`` newest first, emptying the list. Every teardown is attempted,
+    whatever the others raise; what one raised is kept as its ``entry.error``. A
+    cancellation of the closing task, a ``KeyboardInterrupt`` or a ``SystemExit`` is
+    re-raised once all of them were; a ``CancelledError`` raised while the task is
+    not being cancelled (``task.cancel(); await task`` in a teardown) is that
+    resource's failure.
+    """
+    failed = []
+    aborted: BaseException | None = None
+    while entries:
+        entry = entries.pop()
+        try:
+            pending = close_one(entry, exception)
+            if pending is not None:
+                await pending
+        except BaseException as error:
+            if error is exception:  # re-raising the view's: no failure
+                continue
+            if isinstance(error, asyncio.CancelledError) and cancelling():
+                aborted = aborted or error
+                continue
+            logger.exception("Closing the request resource %r failed.", entry.name)
+            entry.error = error
+            failed.append(entry.name)
+            if isinstance(error, KeyboardInterrupt | SystemExit):
+                aborted = aborted or error
+    if aborted is not None:
+        raise aborted
+    return failed
+
+
+async def aclose_entries(
+    entries: list[Entry], exception: BaseException | None
+) -> list[str]:
+    """Close ``entries`` from async code, as ``RequestScope.aclose`` closes its own."""
+    return await _close_each(entries, exception, _close_on_loop)
+
+
+def close_entries(entries: list[Entry], exception: BaseException | None) -> list[str]:
+    """Close ``entries`` from sync code off the loop, as ``RequestScope.close``."""
+    return _run_to_end(_close_each(entries, exception, _close_here))
 
 
 def _close_here(entry: Entry, exception: BaseException | None) -> None:

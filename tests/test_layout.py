@@ -16,7 +16,12 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "lifespan_di"
 CORE = "lifespan_di.core"
-REQUEST_LAYER = ("lifespan_di.scope", "lifespan_di.providers", "lifespan_di.entry")
+REQUEST_LAYER = (
+    "lifespan_di.scope",
+    "lifespan_di.providers",
+    "lifespan_di.entry",
+    "lifespan_di.view_resources",
+)
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 60
 

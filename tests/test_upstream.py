@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 import pytest
+from asgiref.sync import iscoroutinefunction
 from dependency_injector import containers, providers, wiring
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.core.signals import request_finished
@@ -276,6 +277,43 @@ class TestDjango:
         assert len(probe.errors) == 1
         assert received == probe.errors
         assert exchange.sent[0]["status"] == 500
+
+    @pytest.mark.parametrize("route", ["/recorded/", "/raises/async/", "/raises/sync/"])
+    async def test_make_view_atomic_wraps_the_view_before_the_response_path(
+        self, route: str
+    ) -> None:
+        """BaseHandler.make_view_atomic(view) gets the resolved view, and what it returns is called in its place before send_response; an exception raised there becomes the 500."""
+        probe = Probe()
+        calls: list[str] = []
+
+        class Wrapping(ASGIHandler):
+            def make_view_atomic(self, view: Any) -> Any:
+                calls.append(f"wrap:{view.__name__}")
+                if iscoroutinefunction(view):
+
+                    async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                        calls.append("wrapper called")
+                        return await view(*args, **kwargs)
+
+                    return super().make_view_atomic(async_wrapper)
+
+                def wrapper(*args: Any, **kwargs: Any) -> Any:
+                    calls.append("wrapper called")
+                    return view(*args, **kwargs)
+
+                return super().make_view_atomic(wrapper)
+
+            async def send_response(self, response: Any, send: Any) -> None:
+                calls.append("send_response")
+                await super().send_response(response, send)
+
+        exchange = Exchange(probe, route)
+
+        await exchange.run(Wrapping())
+
+        view = route.strip("/").replace("/", "_")
+        assert calls == [f"wrap:{view}", "wrapper called", "send_response"]
+        assert exchange.sent[0]["status"] == (200 if view == "recorded" else 500)
 
     async def test_create_request_returns_the_request_the_view_receives(self) -> None:
         """ASGIHandler.create_request(scope, body_file) returns (ASGIRequest for that scope, None) to an overriding subclass."""
