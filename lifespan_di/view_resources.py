@@ -1,8 +1,7 @@
 """``ViewResource``: a request resource closed as the view returns, before responding.
 
 A ``RequestResource`` closes after the response has been sent, so a teardown that
-fails there (a commit) can only be logged: the client already has its ``200``
-(issue 12). A ``ViewResource`` closes as the view returns or raises, as Django's
+fails there (a commit) can only be logged: the client already has its ``200``. A ``ViewResource`` closes as the view returns or raises, as Django's
 ``ATOMIC_REQUESTS`` commits, so that a failing teardown is an exception of the view,
 which Django turns into its 500 (``handler500``, logged by ``django.request``).
 
@@ -111,12 +110,9 @@ def _wrapper(view: Callable[..., Any]) -> Callable[..., Any]:
         except BaseException as error:
             end_view(scope, error)
             raise
-        closing = scope.end_view()
-        if closing:
-            close_entries(list(closing), None)
-            failure = _failure(closing, None)
-            if failure is not None:
-                raise failure
+        failure = end_view(scope, None)
+        if failure is not None:
+            raise failure
         return response
 
     return close_after_view
