@@ -1,9 +1,10 @@
 """``ViewResource``: a request resource closed as the view returns, before responding.
 
 A ``RequestResource`` closes after the response has been sent, so a teardown that
-fails there (a commit) can only be logged: the client already has its ``200``. A ``ViewResource`` closes as the view returns or raises, as Django's
-``ATOMIC_REQUESTS`` commits, so that a failing teardown is an exception of the view,
-which Django turns into its 500 (``handler500``, logged by ``django.request``).
+fails there (a commit) can only be logged: the client already has its ``200``. A
+``ViewResource`` closes as the view returns or raises, as Django's ``ATOMIC_REQUESTS``
+commits, so that a failing teardown is an exception of the view, which Django turns
+into its 500 (``handler500``, logged by ``django.request``).
 
 ``LifespanASGIHandler`` wraps the view where Django wraps it for ``ATOMIC_REQUESTS``
 (``BaseHandler.make_view_atomic``, pinned in tests/test_upstream.py), inside that
