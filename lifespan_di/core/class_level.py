@@ -16,9 +16,9 @@ import inspect
 import weakref
 from typing import Any, Protocol, cast
 
-from dependency_injector import containers, providers, resources, wiring
+from dependency_injector import containers, providers, resources
 
-from lifespan_di.compat.dependency_injector import declarative_class, resolve_marker
+from lifespan_di.compat.dependency_injector import declarative_class
 from lifespan_di.core import forms
 from lifespan_di.core.graph import named_providers
 from lifespan_di.core.loop import running_loop
@@ -119,12 +119,15 @@ def follow_lifespan(lifespan: Lifespan) -> None:
         return
     installed = _installed[lifespan] = []
     seen: set[int] = set()
+    # Paired by name, as wiring pairs them; wiring's own map refuses an instance
+    # that has providers its class lacks (``set_provider`` after instantiation).
+    own = dict(named_providers(container))
     # A DeclarativeContainer class has the same ``providers`` mapping an instance has.
     for name, provider in list(named_providers(cast("containers.Container", cls))):
         if id(provider) in seen or isinstance(provider, _NOT_OVERRIDDEN):
             continue
         seen.add(id(provider))
-        target = resolve_marker(container, wiring.Provide[provider])
+        target = own.get(name)
         if target is None or not _answers_from_instance(target):
             continue
         answer = InstanceAnswer(target, lifespan, f"{lifespan.name}.{name}")
