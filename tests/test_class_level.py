@@ -118,6 +118,24 @@ class TestAppResources:
         assert second_pool is not first_pool
         assert recorder.started.count("pool") == 2
 
+    async def test_overlapping_lifespans_of_one_class(self, recorder: Recorder) -> None:
+        """With two instances of one class running, the class answers from the newer, then from the one left, then from neither."""
+        container_class = app_container(recorder)
+        first, second = container_class(), container_class()
+        first_lifespan = container_lifespan(first)
+        first_state = await first_lifespan.startup()
+
+        async with container_lifespan(second) as second_state:
+            during_both = container_class.counter()
+            await first_lifespan.shutdown()
+            during_second = container_class.counter()
+
+        assert during_both is second_state["counter"]
+        assert during_both is not first_state["counter"]
+        assert during_second is second_state["counter"]
+        assert container_class.counter.overridden == ()
+        assert container_class.counter.is_async_mode_undefined()
+
     async def test_another_instance_while_it_runs_is_refused(
         self, recorder: Recorder
     ) -> None:

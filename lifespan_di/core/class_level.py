@@ -131,7 +131,7 @@ def follow_lifespan(lifespan: Lifespan) -> None:
         if target is None or not _answers_from_instance(target):
             continue
         answer = InstanceAnswer(target, lifespan, f"{lifespan.name}.{name}")
-        installed.append((provider, answer, _async_mode(provider)))
+        installed.append((provider, answer, _mode_before(provider, installed)))
         # In disabled async mode a provider returns what its overriding gives,
         # awaitable or not, and leaves the mode as it is: the answer decides.
         answer.disable_async_mode()
@@ -166,6 +166,19 @@ def _own_async(provider: providers.Provider[Any]) -> bool:
     return type(provider).async_ is not providers.Provider.async_
 
 
+def _mode_before(provider: providers.Provider[Any], installed: Installed) -> str:
+    """The provider's async mode before any lifespan's answer overrode it.
+
+    Two lifespans of instances of one class can overlap: the class answers from the
+    newer one, and gets its own mode back when neither runs.
+    """
+    for other in _installed.values():
+        for overridden, _, mode in other:
+            if overridden is provider and other is not installed:
+                return mode
+    return _async_mode(provider)
+
+
 def _async_mode(provider: providers.Provider[Any]) -> str:
     if provider.is_async_mode_enabled():
         return "enabled"
@@ -191,6 +204,8 @@ def _remove(installed: Installed) -> None:
             provider.reset_override()
             for other in others:
                 provider.override(other)
+        if any(isinstance(other, InstanceAnswer) for other in provider.overridden):
+            continue  # another lifespan's answer still decides
         if mode == "enabled":
             provider.enable_async_mode()
         elif mode == "undefined":
