@@ -98,6 +98,7 @@ class TestAppResources:
         container_class.counter.shutdown()
 
         assert during.closed
+        assert after is not during
         assert after_open
         assert sorted(recorder.started) == ["counter", "counter", "pool"]
         assert container_class.counter.overridden == ()
