@@ -204,6 +204,25 @@ class TestAppResources:
         assert counter is state["counter"]
         assert sorted(recorder.started) == ["counter", "extra", "pool"]
 
+    async def test_providers_that_refuse_an_answer_are_left_alone(
+        self, recorder: Recorder
+    ) -> None:
+        """An abstract factory and an aggregate built on a resource do not stop the lifespan from starting."""
+
+        class Container(containers.DeclarativeContainer):
+            pool = providers.Resource(recorder.async_resource("pool"))
+            abstract = providers.AbstractFactory(dict)
+            both = providers.Aggregate(first=providers.Factory(dict, pool=pool))
+
+        container = Container()
+        container.abstract.override(providers.Factory(dict, pool=container.pool))
+
+        async with container_lifespan(container) as state:
+            built = container.abstract()
+
+        assert built["pool"] is state["pool"]
+        assert recorder.started == ["pool"]
+
 
 class TestRequestResources:
     async def test_class_async_gives_the_requests_instance(

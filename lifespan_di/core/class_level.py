@@ -144,6 +144,14 @@ _NOT_OVERRIDDEN = (
     providers.Configuration,
     providers.ConfigurationOption,
     providers.Self,
+    # These refuse another kind of overriding; an abstract one, never overridden on
+    # the class, raises when the class's copy is called rather than start anything.
+    providers.Aggregate,
+    providers.DependenciesContainer,
+    providers.AbstractCallable,
+    providers.AbstractCoroutine,
+    providers.AbstractFactory,
+    providers.AbstractSingleton,
 )
 
 
