@@ -16,7 +16,7 @@ import inspect
 import weakref
 from typing import Any, Protocol, cast
 
-from dependency_injector import containers, providers, resources
+from dependency_injector import containers, errors, providers, resources
 
 from lifespan_di.compat.dependency_injector import declarative_class
 from lifespan_di.core import forms
@@ -131,12 +131,19 @@ def follow_lifespan(lifespan: Lifespan) -> None:
         if target is None or not _answers_from_instance(target):
             continue
         answer = InstanceAnswer(target, lifespan, f"{lifespan.name}.{name}")
-        installed.append((provider, answer, _mode_before(provider, installed)))
+        mode = _mode_before(provider, installed)
+        try:
+            provider.override(answer)
+        except errors.Error:
+            # It takes only its own kind of overriding (an abstract provider, an
+            # Aggregate): never overridden on the class, its call raises rather
+            # than start anything.
+            continue
+        installed.append((provider, answer, mode))
         # In disabled async mode a provider returns what its overriding gives,
         # awaitable or not, and leaves the mode as it is: the answer decides.
         answer.disable_async_mode()
         provider.disable_async_mode()
-        provider.override(answer)
 
 
 _NOT_OVERRIDDEN = (
@@ -144,14 +151,7 @@ _NOT_OVERRIDDEN = (
     providers.Configuration,
     providers.ConfigurationOption,
     providers.Self,
-    # These refuse another kind of overriding; an abstract one, never overridden on
-    # the class, raises when the class's copy is called rather than start anything.
-    providers.Aggregate,
-    providers.DependenciesContainer,
-    providers.AbstractCallable,
-    providers.AbstractCoroutine,
-    providers.AbstractFactory,
-    providers.AbstractSingleton,
+    providers.DependenciesContainer,  # overriding it overrides its providers
 )
 
 
