@@ -122,7 +122,8 @@ def follow_lifespan(lifespan: Lifespan) -> None:
     # Paired by name, as wiring pairs them; wiring's own map refuses an instance
     # that has providers its class lacks (``set_provider`` after instantiation).
     own = dict(named_providers(container))
-    # A DeclarativeContainer class has the same ``providers`` mapping an instance has.
+    # A DeclarativeContainer class has the same ``providers`` mapping an instance has;
+    # a copy, as wiring adds ``__self__`` to it when it maps markers.
     for name, provider in list(named_providers(cast("containers.Container", cls))):
         if id(provider) in seen or isinstance(provider, _NOT_OVERRIDDEN):
             continue
