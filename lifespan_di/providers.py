@@ -175,7 +175,9 @@ class RequestResource(providers.Provider[T]):
 
     async def _aget(self) -> T:
         if self.last_overriding is not None:
-            result = self.last_overriding()
+            # async_() is __call__ for dependency-injector's providers; an overriding
+            # request resource (the running instance's) opens asynchronously.
+            result = self.last_overriding.async_()
             if inspect.isawaitable(result):
                 result = await result
             return result  # type: ignore[no-any-return]

@@ -507,6 +507,37 @@ class TestDependencyInjector:
         assert inline is not declared_inline
         assert any(provider is inline for provider in traversed)
 
+    def test_a_class_override_answers_class_calls_and_is_copied_into_instances(
+        self,
+    ) -> None:
+        """An overriding of a class provider answers its calls as they are, async_() included, and a new instance deep-copies it."""
+
+        class Answer(providers.Provider[Any]):
+            def _provide(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+                return "answer"
+
+            def __deepcopy__(self, memo: dict[int, Any] | None) -> Any:
+                copied.append(self)
+                return Answer()
+
+        class Container(containers.DeclarativeContainer):
+            pool = providers.Resource(dict)
+
+        copied: list[Answer] = []
+        answer = Answer()
+        Container.pool.disable_async_mode()
+        Container.pool.override(answer)
+        try:
+            called, awaited = Container.pool(), Container.pool.async_()
+            Container()
+        finally:
+            Container.pool.reset_last_overriding()
+            Container.pool.reset_async_mode()
+
+        assert (called, awaited) == ("answer", "answer")
+        assert copied == [answer]
+        assert not Container.pool.initialized
+
     def test_declarative_parent_is_the_class_of_a_declarative_instance(self) -> None:
         """A DeclarativeContainer instance's declarative_parent is its class; a hand-built DynamicContainer's is None."""
         declarative = Services()

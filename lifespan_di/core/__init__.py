@@ -10,5 +10,7 @@ the import graph):
 - ``report``: what happened to each resource, and the errors that say so;
 - ``lifespan``: ``ContainerLifespan`` and the one answer to "which lifespan runs
   here?";
+- ``class_level``: while a lifespan runs, the container class's providers answer
+  from the running instance;
 - ``loop``: an event loop on a private thread, for sync code that owns resources.
 """

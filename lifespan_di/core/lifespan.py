@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from time import perf_counter
-from types import TracebackType
 from typing import Any, Literal
 
 from dependency_injector import containers, providers
 
 from lifespan_di.compat.django_asgi_lifespan import ManagerFactory
+from lifespan_di.core.class_level import follow_lifespan
 from lifespan_di.core.engine import Engine
 from lifespan_di.core.graph import build_graph, container_name
 from lifespan_di.core.report import ResourceRecord, shutdown_failure
@@ -112,12 +112,7 @@ class ContainerLifespan:
     async def __aenter__(self) -> dict[str, Any]:
         return await self.startup()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.shutdown()
 
     async def startup(self) -> dict[str, Any]:
@@ -155,6 +150,7 @@ class ContainerLifespan:
         self.state[LIFESPAN_STATE_KEY] = self
         self._phase = "running"
         RUNTIME.activate(self)
+        follow_lifespan(self)  # the class's providers answer from this instance
         self._log("Started", began)
         return self.state
 
@@ -196,6 +192,7 @@ class ContainerLifespan:
         if self._engine is not None:
             self._engine.forget_closed_values()
         RUNTIME.release(self)
+        follow_lifespan(self)
 
 
 def container_lifespan(
