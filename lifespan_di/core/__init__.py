@@ -10,5 +10,7 @@ the import graph):
 - ``report``: what happened to each resource, and the errors that say so;
 - ``lifespan``: ``ContainerLifespan`` and the one answer to "which lifespan runs
   here?";
+- ``runtime``: the process's record of running lifespans, emptied in a fork child;
+- ``shared``: one lifespan per container shared by the blocks that need it, counted;
 - ``loop``: an event loop on a private thread, for sync code that owns resources.
 """
