@@ -156,8 +156,12 @@ def lifespan(container: containers.Container | None = None) -> Lifespan:
 
     For scripts, Celery workers, management commands and tests: the same ordering,
     rollback and timeouts as under a server. While the block runs, ``inject``,
-    ``get_container()`` and ``request.state`` use it. If the container's lifespan is
-    already running in this process, the block uses it and leaves it running.
+    ``get_container()`` and ``request.state`` use it.
+
+    Blocks share one lifespan per container: the first block starts it, blocks
+    entered meanwhile (in other threads, nested, or in tasks of the same event loop)
+    join it, and the last one to leave shuts it down. If a lifespan that no block
+    started runs (a server's), the block uses it and leaves it running.
 
     Async code:
 
@@ -167,7 +171,7 @@ def lifespan(container: containers.Container | None = None) -> Lifespan:
     ```
 
     Sync code gets resolved values; the resources live on a private event loop
-    thread, on which ``run()`` executes coroutines:
+    thread, on which ``lifespan_di.run()`` executes coroutines:
 
     ```python
     with lifespan() as state:
@@ -178,8 +182,12 @@ def lifespan(container: containers.Container | None = None) -> Lifespan:
         container: The container to run; by default ``get_container()``'s.
 
     Raises:
-        StartupError: A resource failed to start; the others were shut down.
-        ShutdownError: One or more resources failed to shut down.
+        StartupError: A resource failed to start; the others were shut down. Every
+            block that waited for that startup raises it.
+        ShutdownError: One or more resources failed to shut down (in the last
+            block to leave).
+        RuntimeError: An ``async with`` block on another event loop than the one
+            the running lifespan's resources belong to.
     """
     return Lifespan(container)
 
@@ -187,8 +195,9 @@ def lifespan(container: containers.Container | None = None) -> Lifespan:
 def with_lifespan(fn: Callable[P, R]) -> Callable[P, R]:
     """Run ``fn`` inside ``lifespan()``, so injected code works in it.
 
-    Decorate a management command's ``handle()``, a Celery task body or a script's
-    ``main()``; sync and async functions are both supported:
+    Decorate a sync management command's ``handle()``, a Celery task body or a
+    script's ``main()``; sync and async functions are both supported (for an async
+    command body, use ``LifespanCommand``). Concurrent calls share one lifespan:
 
     ```python
     class Command(BaseCommand):

@@ -12,10 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+import lifespan_di
 from lifespan_di import Provide, inject, with_lifespan
 from lifespan_di.core.lifespan import RUNTIME
 from lifespan_di.exceptions import ConfigurationError
@@ -50,7 +52,37 @@ class Recorded(LifespanCommand):
         parser.add_argument("--fail", action="store_true")
 
 
+# --8<-- [start:sync_command]
+@inject
+async def greeting(client: httpx.AsyncClient = Provide["httpx_client"]) -> str:
+    return "open" if not client.is_closed else "closed"
+
+
+class SyncCommand(BaseCommand):
+    @with_lifespan
+    def handle(self, *args: Any, **options: Any) -> str:
+        # Plain values for sync code; lifespan_di.run() for coroutines.
+        return f"client {lifespan_di.run(greeting())}, counter {read_counter().value}"
+
+
+# --8<-- [end:sync_command]
+
+
+@inject
+def read_counter(counter: Counter = Provide["counter"]) -> Counter:
+    return counter
+
+
 class TestInProcess:
+    def test_sync_command_with_lifespan(self) -> None:
+        """A sync command's @with_lifespan handle() gets plain values and runs coroutines with run()."""
+        out = io.StringIO()
+
+        call_command(SyncCommand(), stdout=out)
+
+        assert out.getvalue() == "client open, counter 0\n"
+        assert RUNTIME.active is None
+
     def test_runs_on_the_resources_loop_and_closes_them(self) -> None:
         """ahandle() gets injected resources on the loop that owns them; they close when it returns."""
         out = io.StringIO()

@@ -38,6 +38,7 @@ def read_pool(pool: LoopBound = Provide["pool"]) -> LoopBound:
     return pool
 
 
+# --8<-- [start:child]
 def child_report(recorder: Recorder, parent_pool: LoopBound) -> dict[str, Any]:
     """What a child sees, then does with its own lifespan."""
     report: dict[str, Any] = {"running": running_lifespan() is not None}
@@ -55,6 +56,9 @@ def child_report(recorder: Recorder, parent_pool: LoopBound) -> dict[str, Any]:
     report["events"] = recorder.events[before:]
     report["parent_pool_closed_by_child"] = parent_pool.closed
     return report
+
+
+# --8<-- [end:child]
 
 
 class TestFork:

@@ -55,9 +55,14 @@ def workers(recorder: Recorder, settings: object) -> containers.Container:
     return container
 
 
+# --8<-- [start:run]
 @inject
 def use_pool(pool: LoopBound = Provide["pool"]) -> str:
+    """Sync code awaiting a loop-bound resource: on the loop that owns it."""
     return lifespan_di.run(pool.call())
+
+
+# --8<-- [end:run]
 
 
 class TestThreads:
@@ -66,12 +71,14 @@ class TestThreads:
     ) -> None:
         """8 threads running 40 @with_lifespan tasks share one lifespan: 40 ok, 1 start, 1 stop."""
 
+        # --8<-- [start:threads]
         @with_lifespan
         def task(number: int) -> str:
             return use_pool()
 
         with ThreadPoolExecutor(8) as pool:
             results = list(pool.map(task, range(40), timeout=60))
+        # --8<-- [end:threads]
 
         assert results == ["ok"] * 40
         assert recorder.events == ["start:pool", "stop:pool"]
