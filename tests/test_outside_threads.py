@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from dependency_injector import containers, providers
 
 import lifespan_di
 from lifespan_di import Provide, inject, lifespan, with_lifespan
+from lifespan_di.core.shared import REGISTRY
 from tests.recorder import Recorder
 
 
@@ -94,6 +97,32 @@ class TestThreads:
 
         assert pool.closed
         assert again is not pool
+        assert recorder.events == ["start:pool", "stop:pool"] * 2
+
+    def test_a_block_entered_during_the_shutdown_waits_for_it(
+        self, recorder: Recorder, settings: Any
+    ) -> None:
+        """A block entered while the last one shuts the resources down waits, then starts them anew."""
+
+        class Slow(containers.DeclarativeContainer):
+            pool = providers.Resource(recorder.async_resource("pool", stop_delay=0.3))
+
+        settings.LIFESPAN_DI = {"CONTAINER": Slow()}
+        settings.ROOT_URLCONF = "tests.project.empty_urls"
+        second: list[bool] = []
+
+        def enter_during_shutdown() -> None:
+            while "stop:pool" not in recorder.events and not stopping():
+                time.sleep(0.005)
+            with lifespan() as state:
+                second.append(state.pool.closed)
+
+        thread = threading.Thread(target=enter_during_shutdown)
+        with lifespan():
+            thread.start()
+        thread.join(10)
+
+        assert second == [False]
         assert recorder.events == ["start:pool", "stop:pool"] * 2
 
     def test_the_starting_thread_leaving_first_keeps_it_open(
@@ -181,3 +210,8 @@ class TestRun:
 
         assert results == ["ok"] * 20
         assert recorder.events == ["start:pool", "stop:pool"]
+
+
+def stopping() -> bool:
+    """Whether a shared lifespan is shutting down."""
+    return any(shared.stopping for shared in list(REGISTRY.entries.values()))

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 
 from lifespan_di.core.lifespan import ContainerLifespan
-from lifespan_di.core.loop import LoopThread, running_loop
+from lifespan_di.core.loop import LoopThread, consume_outcome, running_loop
 
 __all__ = ["Shared", "aenter", "aleave", "enter", "leave", "shares"]
 
@@ -137,8 +137,9 @@ def enter(key: object, prepare: Prepare) -> Shared:
         assert stopping is not None
         _wait(stopping)
     if starter:
-        assert shared.thread is not None
-        _settle_start(shared, lambda: shared.thread.run(_start(prepare)))  # type: ignore[union-attr]
+        thread = shared.thread
+        assert thread is not None
+        _settle_start(shared, lambda: thread.run(_start(prepare)))
         return shared
     try:
         _wait(shared.started)
@@ -156,6 +157,10 @@ def leave(shared: Shared) -> None:
     thread = shared.thread
     if thread is None:  # an async block owns it: it shuts it down
         shared.idle.set_result(None)
+        return
+    if running_loop() is shared.loop:  # sync code called on the loop thread itself
+        task = shared.loop.create_task(_stop_on_own_loop(shared))
+        task.add_done_callback(consume_outcome)
         return
     try:
         thread.run(shared.lifespan.shutdown())
@@ -216,11 +221,8 @@ async def aleave(shared: Shared, *, owner: bool) -> None:
     if not owner:
         if last and shared.thread is None:
             shared.idle.set_result(None)
-        elif last:  # an async block on a loop thread's loop: close it from aside
-            await shared.lifespan.shutdown()
-            REGISTRY.discard(shared)
-            threading.Thread(target=shared.thread.close, daemon=True).start()  # type: ignore[union-attr]
-            shared.stopped.set_result(None)
+        elif last:
+            await _stop_on_own_loop(shared)
         return
     if not last:
         await asyncio.shield(asyncio.wrap_future(shared.idle))
@@ -228,6 +230,17 @@ async def aleave(shared: Shared, *, owner: bool) -> None:
         await shared.lifespan.shutdown()
     finally:
         REGISTRY.discard(shared)
+        shared.stopped.set_result(None)
+
+
+async def _stop_on_own_loop(shared: Shared) -> None:
+    """Shut down a loop thread's lifespan from its own loop; close the thread aside."""
+    assert shared.thread is not None
+    try:
+        await shared.lifespan.shutdown()
+    finally:
+        REGISTRY.discard(shared)
+        threading.Thread(target=shared.thread.close, daemon=True).start()
         shared.stopped.set_result(None)
 
 
