@@ -79,9 +79,20 @@ class TestThreads:
         def task(number: int) -> str:
             return use_pool()
 
-        with ThreadPoolExecutor(8) as pool:
-            results = list(pool.map(task, range(40), timeout=60))
         # --8<-- [end:threads]
+        # Concurrent blocks: every task is queued before any runs. (Queued one by
+        # one, the pool may finish each task before the next arrives: then no
+        # block runs in between, and the next one starts the resources anew.)
+        queued = threading.Event()
+
+        def when_all_queued(number: int) -> str:
+            assert queued.wait(10)
+            return task(number)
+
+        with ThreadPoolExecutor(8) as pool:
+            tasks = [pool.submit(when_all_queued, number) for number in range(40)]
+            queued.set()
+            results = [done.result(timeout=60) for done in tasks]
 
         assert results == ["ok"] * 40
         assert recorder.events == ["start:pool", "stop:pool"]
