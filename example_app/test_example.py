@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from example_app.management.commands.favourites import Command
+from example_app.management.commands.save_quotes import Command as SaveQuotes
 from example_app.upstream import find_quote
 from lifespan_di.exceptions import StartupError
 from lifespan_di.testing import LifespanAsyncClient, LifespanClient
@@ -183,3 +185,32 @@ def test_the_command_lists_saved_quotes() -> None:
         "1. Simple is better than complex.",
         "3. Now is better than never.",
     ]
+
+
+# --8<-- [start:async_command_test]
+def test_the_async_command_saves_quotes() -> None:
+    """The async command fetches with the shared client, saving in one transaction."""
+    out = io.StringIO()
+
+    call_command(SaveQuotes(), "3", "1", stdout=out)
+    call_command(Command(), stdout=out)
+
+    assert out.getvalue().splitlines() == [
+        "Saved 2 quotes.",
+        "1. Simple is better than complex.",
+        "3. Now is better than never.",
+    ]
+
+
+# --8<-- [end:async_command_test]
+
+
+def test_the_async_command_saves_nothing_when_one_is_missing() -> None:
+    """A quote missing upstream fails the command and rolls back the ones before it."""
+    out = io.StringIO()
+
+    with pytest.raises(CommandError, match="no quote 99"):
+        call_command(SaveQuotes(), "1", "99")
+    call_command(Command(), stdout=out)
+
+    assert out.getvalue() == ""

@@ -10,7 +10,7 @@ from lifespan_di.core.lifespan import (
 from lifespan_di.handler import LifespanASGIHandler
 from lifespan_di.injection import Provide, Provider, inject
 from lifespan_di.providers import RequestResource
-from lifespan_di.standalone import lifespan, request_scope, with_lifespan
+from lifespan_di.standalone import lifespan, request_scope, run, with_lifespan
 from lifespan_di.state import State
 from lifespan_di.view_resources import ViewResource
 
@@ -28,6 +28,7 @@ __all__ = [
     "inject",
     "lifespan",
     "request_scope",
+    "run",
     "running_lifespan",
     "with_lifespan",
 ]

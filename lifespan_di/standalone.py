@@ -16,13 +16,15 @@ from asgiref.sync import iscoroutinefunction
 from dependency_injector import containers
 
 from lifespan_di.conf import configured_container, container_configured
-from lifespan_di.core.lifespan import ContainerLifespan, running_lifespan
-from lifespan_di.core.loop import LoopThread
+from lifespan_di.core.lifespan import RUNTIME, ContainerLifespan, running_lifespan
+from lifespan_di.core.loop import run_on, running_loop
+from lifespan_di.core.shared import Shared, aenter, aleave, enter, leave, shares
+from lifespan_di.exceptions import ConfigurationError, LifespanNotRunningError
 from lifespan_di.preflight import prepare_lifespan
 from lifespan_di.scope import RequestScope, enter_scope, exit_scope, raise_failures
 from lifespan_di.state import State
 
-__all__ = ["Lifespan", "lifespan", "request_scope", "with_lifespan"]
+__all__ = ["Lifespan", "lifespan", "request_scope", "run", "with_lifespan"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -32,23 +34,24 @@ T = TypeVar("T")
 class Lifespan:
     """The container's resources for one block of code, as ``with`` or ``async with``.
 
-    Returned by ``lifespan()``; see there. ``run()`` runs a coroutine on the event
-    loop that owns the resources of a sync block.
+    Returned by ``lifespan()``; see there.
     """
 
     def __init__(self, container: containers.Container | None = None) -> None:
         self.container = container
-        self._engine: ContainerLifespan | None = None
-        self._loop: LoopThread | None = None
+        self._shared: list[tuple[Shared, bool]] = []
+        """The shared lifespans this object's blocks joined, and whether each block
+        started the lifespan on its own loop; a stack, as one object may be nested."""
 
     async def __aenter__(self) -> State:
-        running = self._running()
+        container = self._container()
+        running = self._running(container)
         if running is not None:
+            self._shared.append((_NOT_SHARED, False))
             return State(running.state)
-        engine = await prepare_lifespan(self.container)
-        state = await engine.startup()
-        self._engine = engine
-        return State(state)
+        shared, owner = await aenter(container, self._prepare)
+        self._shared.append((shared, owner))
+        return State(shared.lifespan.state)
 
     async def __aexit__(
         self,
@@ -56,17 +59,19 @@ class Lifespan:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        engine, self._engine = self._engine, None
-        if engine is not None:
-            await engine.shutdown()
+        shared, owner = self._shared.pop()
+        if shared is not _NOT_SHARED:
+            await aleave(shared, owner=owner)
 
     def __enter__(self) -> State:
-        self._loop = LoopThread()
-        try:
-            return self._loop.run(self.__aenter__())
-        except BaseException:
-            self._close_loop()
-            raise
+        container = self._container()
+        running = self._running(container)
+        if running is not None:
+            self._shared.append((_NOT_SHARED, False))
+            return State(running.state)
+        shared = enter(container, self._prepare)
+        self._shared.append((shared, False))
+        return State(shared.lifespan.state)
 
     def __exit__(
         self,
@@ -74,34 +79,76 @@ class Lifespan:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        try:
-            if self._loop is not None:
-                self._loop.run(self.__aexit__(exc_type, exc, traceback))
-        finally:
-            self._close_loop()
+        shared, _ = self._shared.pop()
+        if shared is not _NOT_SHARED:
+            leave(shared)
 
     def run(self, awaitable: Awaitable[T]) -> T:
-        """Run ``awaitable`` on the loop that owns the resources of this sync block."""
-        if self._loop is None:
-            if inspect.iscoroutine(awaitable):
-                awaitable.close()  # never awaited: close it rather than warn
-            msg = "Cannot run a coroutine: enter the block with `with` first."
-            raise RuntimeError(msg)
-        return self._loop.run(awaitable)
+        """The same as ``lifespan_di.run()``."""
+        return run(awaitable)
 
-    def _running(self) -> ContainerLifespan | None:
-        """The lifespan of this block's container, if it already runs here."""
-        if running_lifespan() is None:
-            return None  # and prepare_lifespan() reports a broken setting, if any
-        container = self.container
-        if container is None and container_configured():
-            container = configured_container()
-        return None if container is None else running_lifespan(container)
+    async def _prepare(self) -> ContainerLifespan:
+        return await prepare_lifespan(self.container)
 
-    def _close_loop(self) -> None:
-        loop, self._loop = self._loop, None
-        if loop is not None:
-            loop.close()
+    def _container(self) -> containers.Container | None:
+        if self.container is None and container_configured():
+            try:
+                return configured_container()
+            except ConfigurationError:
+                return None  # and prepare_lifespan() reports it
+        return self.container
+
+    def _running(
+        self, container: containers.Container | None
+    ) -> ContainerLifespan | None:
+        """The container's lifespan, if one that no block shares runs here.
+
+        A server's, a test client's: the block uses it and leaves it running.
+        """
+        running = None if container is None else running_lifespan(container)
+        if running is None or shares(running):
+            return None
+        return running
+
+
+_NOT_SHARED: Any = object()
+
+
+def run(awaitable: Awaitable[T]) -> T:
+    """Run a coroutine on the event loop that owns the resources; return its result.
+
+    For sync code inside a ``with lifespan()`` block, a nested one, a
+    ``@with_lifespan`` function, a ``LifespanCommand`` or a sync view under a
+    server: loop-bound resources (``httpx.AsyncClient``, asyncpg, ``redis.asyncio``)
+    work only on the loop they were started on. Safe to call from many threads at
+    once; the coroutines run concurrently on that loop.
+
+    ```python
+    with lifespan():
+        page = lifespan_di.run(fetch_page())  # fetch_page uses an injected client
+    ```
+
+    Raises:
+        LifespanNotRunningError: No lifespan runs in this process.
+        RuntimeError: Called on that loop itself, where it would wait forever:
+            ``await`` instead.
+    """
+    active = RUNTIME.active
+    loop = None if active is None else RUNTIME.loop_of(active)
+    problem: BaseException | None = None
+    if loop is None or loop.is_closed():
+        problem = LifespanNotRunningError.accessing("lifespan_di.run()")
+    elif running_loop() is loop:
+        problem = RuntimeError(
+            "Cannot wait for a coroutine on the event loop that runs it: this code "
+            "runs on the lifespan's loop. Await the coroutine instead."
+        )
+    if problem is not None:
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()  # never awaited: close it rather than warn
+        raise problem
+    assert loop is not None
+    return run_on(loop, awaitable)
 
 
 def lifespan(container: containers.Container | None = None) -> Lifespan:
@@ -109,8 +156,12 @@ def lifespan(container: containers.Container | None = None) -> Lifespan:
 
     For scripts, Celery workers, management commands and tests: the same ordering,
     rollback and timeouts as under a server. While the block runs, ``inject``,
-    ``get_container()`` and ``request.state`` use it. If the container's lifespan is
-    already running in this process, the block uses it and leaves it running.
+    ``get_container()`` and ``request.state`` use it.
+
+    Blocks share one lifespan per container: the first block starts it, blocks
+    entered meanwhile (in other threads, nested, or in tasks of the same event loop)
+    join it, and the last one to leave shuts it down. If a lifespan that no block
+    started runs (a server's), the block uses it and leaves it running.
 
     Async code:
 
@@ -120,7 +171,7 @@ def lifespan(container: containers.Container | None = None) -> Lifespan:
     ```
 
     Sync code gets resolved values; the resources live on a private event loop
-    thread, on which ``run()`` executes coroutines:
+    thread, on which ``lifespan_di.run()`` executes coroutines:
 
     ```python
     with lifespan() as state:
@@ -131,8 +182,12 @@ def lifespan(container: containers.Container | None = None) -> Lifespan:
         container: The container to run; by default ``get_container()``'s.
 
     Raises:
-        StartupError: A resource failed to start; the others were shut down.
-        ShutdownError: One or more resources failed to shut down.
+        StartupError: A resource failed to start; the others were shut down. Every
+            block that waited for that startup raises it.
+        ShutdownError: One or more resources failed to shut down (in the last
+            block to leave).
+        RuntimeError: An ``async with`` block on another event loop than the one
+            the running lifespan's resources belong to.
     """
     return Lifespan(container)
 
@@ -140,8 +195,9 @@ def lifespan(container: containers.Container | None = None) -> Lifespan:
 def with_lifespan(fn: Callable[P, R]) -> Callable[P, R]:
     """Run ``fn`` inside ``lifespan()``, so injected code works in it.
 
-    Decorate a management command's ``handle()``, a Celery task body or a script's
-    ``main()``; sync and async functions are both supported:
+    Decorate a sync management command's ``handle()``, a Celery task body or a
+    script's ``main()``; sync and async functions are both supported (for an async
+    command body, use ``LifespanCommand``). Concurrent calls share one lifespan:
 
     ```python
     class Command(BaseCommand):

@@ -122,8 +122,8 @@ class TestSync:
         assert recorder.events == ["start:fine", "stop:fine"]
 
     def test_run_outside_the_block_is_refused(self) -> None:
-        """run() before entering the block raises a clear error."""
-        with pytest.raises(RuntimeError, match="enter the block"):
+        """run() while no lifespan runs raises LifespanNotRunningError, closing the coroutine."""
+        with pytest.raises(LifespanNotRunningError, match=r"lifespan_di\.run\(\)"):
             lifespan().run(asyncio.sleep(0))
 
 

@@ -546,6 +546,28 @@ class TestDependencyInjector:
         assert declarative.declarative_parent is Services
         assert getattr(dynamic, "declarative_parent", None) is None
 
+    def test_reset_state_forgets_a_started_resource_without_its_teardown(
+        self,
+    ) -> None:
+        """Resource.reset_state() drops the started value unclosed, and init() starts anew."""
+        events: list[str] = []
+
+        def opened() -> Iterator[int]:
+            events.append("start")
+            yield len(events)
+            events.append("stop")
+
+        resource = providers.Resource(opened)
+        first = resource.init()
+
+        resource.reset_state()  # type: ignore[attr-defined]
+        second = resource.init()
+
+        assert (first, second) == (1, 2)
+        assert events == ["start", "start"]
+        assert resource.initialized
+        resource.shutdown()
+
 
 class TestRestFramework:
     def test_api_view_keeps_the_function_in_the_handler_closure(self) -> None:

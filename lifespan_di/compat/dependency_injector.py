@@ -16,7 +16,7 @@ from typing import Any
 
 from dependency_injector import containers, providers, wiring
 
-__all__ = ["declarative_class", "resolve_marker"]
+__all__ = ["declarative_class", "forget_started", "resolve_marker"]
 
 _maps: weakref.WeakKeyDictionary[containers.Container, wiring.ProvidersMap] = (
     weakref.WeakKeyDictionary()
@@ -49,3 +49,14 @@ def resolve_marker(
         marker.provider, marker.modifier
     )
     return resolved
+
+
+def forget_started(provider: providers.Provider[Any]) -> None:
+    """Make a started ``Resource`` forget its value without running its teardown.
+
+    For a fork child, whose inherited values belong to the parent: ``shutdown()``
+    would close the parent's connections. ``reset_state()`` (4.49) drops the state
+    that ``init()`` returns while it is set; it is not in the type stubs.
+    """
+    if isinstance(provider, providers.Resource):
+        provider.reset_state()  # type: ignore[attr-defined]

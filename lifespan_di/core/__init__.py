@@ -12,5 +12,7 @@ the import graph):
   here?";
 - ``class_level``: while a lifespan runs, the container class's providers answer
   from the running instance;
+- ``runtime``: the process's record of running lifespans, emptied in a fork child;
+- ``shared``: one lifespan per container shared by the blocks that need it, counted;
 - ``loop``: an event loop on a private thread, for sync code that owns resources.
 """

@@ -3,7 +3,8 @@
 ContextVars set during lifespan are not visible in requests on any server, and
 granian empties the server's state dict before shutdown (see "What lifespan_di relies
 on" in docs/how-it-works.md), so the process keeps its own record of the lifespans
-that run in it. ``running_lifespan()`` is the one answer to "which lifespan runs
+that run in it: ``RUNTIME`` (``core/runtime.py``, empty in a forked child).
+``running_lifespan()`` is the one answer to "which lifespan runs
 here?"; ``inject`` reads ``RUNTIME.active``, the same answer as a plain attribute,
 because it asks on every call.
 """
@@ -11,19 +12,21 @@ because it asks on every call.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from time import perf_counter
 from typing import Any, Literal
 
 from dependency_injector import containers, providers
 
+from lifespan_di.compat.dependency_injector import forget_started
 from lifespan_di.compat.django_asgi_lifespan import ManagerFactory
 from lifespan_di.core.class_level import follow_lifespan
 from lifespan_di.core.engine import Engine
 from lifespan_di.core.graph import build_graph, container_name
 from lifespan_di.core.report import ResourceRecord, shutdown_failure
+from lifespan_di.core.runtime import Runtime
 from lifespan_di.core.timeouts import check_timeout
-from lifespan_di.exceptions import AlreadyRunningError
 
 __all__ = [
     "LIFESPAN_STATE_KEY",
@@ -39,7 +42,7 @@ LIFESPAN_STATE_KEY = "lifespan_di:lifespan"
 """State key of the marker that says a lifespan_di lifespan ran; its value is the
 ``ContainerLifespan``. A ``:`` never occurs in a provider path, so it cannot collide."""
 
-Phase = Literal["new", "starting", "running", "stopping", "stopped"]
+Phase = Literal["new", "starting", "running", "stopping", "stopped", "inherited"]
 
 
 class ContainerLifespan:
@@ -182,6 +185,22 @@ class ContainerLifespan:
             raise failure
         self._log("Stopped", began)
 
+    def disown(self) -> None:
+        """Give up this lifespan in a forked child: it belongs to the parent.
+
+        It stops handing out values (``running`` is False) and does nothing on
+        ``shutdown()``; its providers forget the parent's started values without
+        closing them, so that the child can start the container anew.
+        """
+        self._phase = "inherited"
+        engine = self._engine
+        if engine is not None:
+            for node in engine.graph.nodes:
+                for provider in (node.provider, *node.provider.overridden):
+                    forget_started(provider)
+            engine.forget_closed_values()
+        follow_lifespan(self)  # the class's providers stop answering from it
+
     def _log(self, done: str, began: float) -> None:
         count = len(self._engine.started) if self._engine else 0
         ms = (perf_counter() - began) * 1000
@@ -227,52 +246,9 @@ def container_lifespan(
     )
 
 
-class Runtime:
-    """The container lifespans of this process.
-
-    A lifespan *claims* its container from the start of startup to the end of
-    shutdown, so one container never runs twice at once; it is *running* in between,
-    and the newest running one is ``active``.
-    """
-
-    __slots__ = ("active", "claimed", "running")
-
-    def __init__(self) -> None:
-        self.claimed: dict[int, ContainerLifespan] = {}
-        self.running: list[ContainerLifespan] = []
-        self.active: ContainerLifespan | None = None
-
-    def claim(self, lifespan: ContainerLifespan) -> None:
-        """Reserve the lifespan's container, or raise if another lifespan holds it."""
-        key = id(lifespan.container)
-        if key in self.claimed:
-            msg = (
-                f"Cannot start the resources of {lifespan.name!r}: its lifespan is "
-                "already running in this process. Shut that lifespan down first, or "
-                "use another container instance."
-            )
-            raise AlreadyRunningError(msg)
-        self.claimed[key] = lifespan
-
-    def activate(self, lifespan: ContainerLifespan) -> None:
-        """Record that ``lifespan`` has started its resources."""
-        self.running.append(lifespan)
-        self.active = lifespan
-
-    def deactivate(self, lifespan: ContainerLifespan) -> None:
-        """Record that ``lifespan`` is shutting down; the previous one is active."""
-        if lifespan in self.running:
-            self.running.remove(lifespan)
-        self.active = self.running[-1] if self.running else None
-
-    def release(self, lifespan: ContainerLifespan) -> None:
-        """Free the lifespan's container so that it can be started again."""
-        self.deactivate(lifespan)
-        if self.claimed.get(id(lifespan.container)) is lifespan:
-            del self.claimed[id(lifespan.container)]
-
-
-RUNTIME = Runtime()
+RUNTIME: Runtime[ContainerLifespan] = Runtime()
+# A fork child starts with no lifespan running (see core/runtime.py).
+os.register_at_fork(after_in_child=RUNTIME.after_fork_in_child)
 
 
 def running_lifespan(

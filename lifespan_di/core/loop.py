@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
+import functools
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -14,6 +16,7 @@ __all__ = [
     "cancelling",
     "consume_outcome",
     "in_daemon_thread",
+    "run_on",
     "running_loop",
 ]
 
@@ -43,7 +46,7 @@ class LoopThread:
                 "Cannot wait on the lifespan's own loop from inside it: await instead."
             )
             raise RuntimeError(msg)
-        return asyncio.run_coroutine_threadsafe(_awaited(awaitable), self.loop).result()
+        return run_on(self.loop, awaitable)
 
     def close(self) -> None:
         """Cancel what still runs on the loop, stop it and join the thread."""
@@ -55,8 +58,42 @@ class LoopThread:
         self.loop.close()
 
 
+def run_on(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T]) -> T:
+    """Run ``awaitable`` on ``loop``, running in another thread; wait for its result.
+
+    If the wait is interrupted (Ctrl-C reaches the main thread waiting here), the
+    coroutine is cancelled and the interrupt raised once it has ended, so that what it
+    uses stays open while its own cleanup runs. A second interrupt ends the wait.
+    """
+    outcome: concurrent.futures.Future[T] = concurrent.futures.Future()
+    tasks: list[asyncio.Task[T]] = []
+
+    def create_task() -> None:
+        task = loop.create_task(_awaited(awaitable))
+        task.add_done_callback(functools.partial(_settle, outcome))
+        tasks.append(task)
+
+    loop.call_soon_threadsafe(create_task)
+    try:
+        return outcome.result()
+    except BaseException:
+        if not outcome.done():
+            loop.call_soon_threadsafe(lambda: tasks[0].cancel())
+            concurrent.futures.wait([outcome])
+        raise
+
+
 async def _awaited(awaitable: Awaitable[T]) -> T:
     return await awaitable
+
+
+def _settle(outcome: concurrent.futures.Future[T], task: asyncio.Task[T]) -> None:
+    if task.cancelled():
+        outcome.set_exception(asyncio.CancelledError())
+    elif (error := task.exception()) is not None:
+        outcome.set_exception(error)
+    else:
+        outcome.set_result(task.result())
 
 
 async def _finish(loop: asyncio.AbstractEventLoop) -> None:

@@ -1,0 +1,5 @@
+"""Management commands, and ``LifespanCommand`` for commands of your own."""
+
+from lifespan_di.management.base import LifespanCommand
+
+__all__ = ["LifespanCommand"]
