@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from tests.servers.harness import LIFESPAN_SERVERS, REPO_ROOT
+from tests.processes import REPO_ROOT
+from tests.servers.harness import LIFESPAN_SERVERS
 from tests.servers.test_matrix import FAILED_STARTUP_EXIT, FAILED_STARTUP_LOG
 
 pytestmark = pytest.mark.servers

@@ -1,0 +1,146 @@
+"""Fixtures of the Celery tests: a real Redis server, real workers, stopped by PID."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from celery import Celery
+
+from tests.processes import EXIT_TIMEOUT, READY_TIMEOUT, RecordedProcess
+
+RESOURCES = ("config", "pool", "cache", "redis")
+"""The workers' app resources (tests/workers/containers.py)."""
+TASK_TIMEOUT = 60.0
+
+
+@dataclass
+class Worker(RecordedProcess):
+    """A ``celery worker`` of tests.workers.app, in its own process group."""
+
+    workdir: Path
+    redis: Path
+    options: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.label = "celery worker " + " ".join(self.options)
+
+    def start(self) -> Worker:
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "--app=tests.workers.app",
+            "worker",
+            "--loglevel=INFO",
+            # No other workers to talk to: start and stop faster.
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            *self.options,
+        ]
+        env = {"DJANGO_SETTINGS_MODULE": "tests.workers.settings", **self.env}
+        self.spawn(command, {"LIFESPAN_DI_TEST_REDIS": str(self.redis), **env})
+        return self
+
+    def wait_started(self, processes: int, timeout: float = READY_TIMEOUT) -> None:
+        """Wait until ``processes`` processes have started every resource (bounded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            started = Counter(n for n in self.names() if n.startswith("start:"))
+            if all(started[f"start:{name}"] >= processes for name in RESOURCES):
+                return
+            self.fail_if_exited()
+            time.sleep(0.05)
+        msg = f"{self.label}: not started within {timeout} s:\n{self.log()}"
+        raise AssertionError(msg)
+
+    def resource_events(self) -> dict[int, list[str]]:
+        """Each process's start and stop events, by PID."""
+        return {
+            pid: [name for name in names if name.startswith(("start:", "stop:"))]
+            for pid, names in self.by_pid().items()
+            if any(name.startswith(("start:", "stop:")) for name in names)
+        }
+
+    def shut_down(self) -> int:
+        """Warm shutdown (SIGTERM); return the exit status once the group is gone."""
+        self.send_signal(signal.SIGTERM)
+        status = self.wait_exit(EXIT_TIMEOUT)
+        self.wait_group_gone()
+        return status
+
+
+StartWorker = Callable[..., Worker]
+
+
+@pytest.fixture
+def redis_server() -> Iterator[Path]:
+    """A Redis server of this test's own, on a Unix socket (no port to race for)."""
+    # A short directory: a Unix socket's path is limited to 107 bytes.
+    directory = Path(tempfile.mkdtemp(prefix="lifespan-di-redis-"))
+    socket_path = directory / "redis.sock"
+    server = subprocess.Popen(
+        [
+            shutil.which("redis-server") or "redis-server",
+            "--port", "0",
+            "--unixsocket", str(socket_path),
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(directory),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not socket_path.exists():
+            assert server.poll() is None, "redis-server exited"
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.02)
+        yield socket_path
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=EXIT_TIMEOUT)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def broker(redis_server: Path) -> Iterator[Celery]:
+    """A Celery client of the test's Redis: sends tasks by name, reads their results."""
+    url = f"redis+socket://{redis_server}"
+    client = Celery(
+        "tests.workers.client", broker=url, backend=url, set_as_current=False
+    )
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path, redis_server: Path) -> Iterator[StartWorker]:
+    """Start workers on demand; each is stopped (its whole process group) at teardown."""
+    workers: list[Worker] = []
+
+    def start(*options: str, **env: str) -> Worker:
+        worker = Worker(tmp_path / f"worker-{len(workers)}", redis_server, options, env)
+        workers.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in workers:
+        worker.stop()
