@@ -74,6 +74,11 @@ def install(app: Celery) -> None:
     """
     if id(app) not in _INSTALLED:
         _INSTALLED[id(app)] = _Worker(app)
+    if not _TASK_SCOPES.apps:
+        # weak=False: bound methods of an object only this module holds.
+        signals.task_prerun.connect(_TASK_SCOPES.on_prerun, weak=False)
+        signals.task_postrun.connect(_TASK_SCOPES.on_postrun, weak=False)
+    _TASK_SCOPES.apps.add(app.main)
 
 
 class _Worker:
@@ -88,15 +93,12 @@ class _Worker:
         self.block_pid: int | None = None
         self.children_failed = mmap.mmap(-1, 1)
         """Set by a prefork child whose resources failed; shared across the fork."""
-        self.scopes: dict[tuple[int, str], tuple[RequestScope, Any]] = {}
-        # weak=False: bound methods of an object only the registry holds.
+        # weak=False: bound methods of an object only this module holds.
         for receiver, signal_ in (
             (self.on_worker_init, signals.worker_init),
             (self.on_process_init, signals.worker_process_init),
             (self.on_process_shutdown, signals.worker_process_shutdown),
             (self.on_worker_shutdown, signals.worker_shutdown),
-            (self.on_task_prerun, signals.task_prerun),
-            (self.on_task_postrun, signals.task_postrun),
         ):
             signal_.connect(receiver, weak=False)
 
@@ -138,13 +140,14 @@ class _Worker:
 
     def on_process_init(self, **kwargs: Any) -> None:
         # Solo sends this signal too, in the worker's own process: started already.
-        if not self.forks or os.getpid() == self.main_pid:
+        # A child billiard spawned rather than forked (``worker_pool_start_method``,
+        # macOS) is a new interpreter where worker_init never ran: main_pid is None.
+        if os.getpid() == self.main_pid or (self.main_pid and not self.forks):
             return
         if self.start(f"worker process {os.getpid()}"):
             return
         self.children_failed[0] = 1
-        assert self.main_pid is not None
-        os.kill(self.main_pid, signal.SIGTERM)  # a warm shutdown: see the module
+        os.kill(os.getppid(), signal.SIGTERM)  # a warm shutdown: see the module
         raise SystemExit(EX_FAILURE)
 
     def on_process_shutdown(self, **kwargs: Any) -> None:
@@ -177,22 +180,28 @@ class _Worker:
             return False
         return True
 
-    # --- tasks ------------------------------------------------------------------------
 
-    def on_task_prerun(self, task_id: str, task: Task[Any, Any], **kwargs: Any) -> None:
-        if task.app is not self.app:
-            return
-        self.scopes[threading.get_ident(), task_id] = enter_scope()
+class _TaskScopes:
+    """A request scope around each task of the installed apps."""
 
-    def on_task_postrun(
+    def __init__(self) -> None:
+        self.apps: set[str | None] = set()
+        """The installed apps' names: a spawned child runs tasks of an unpickled
+        copy of its app, which only the name identifies."""
+        self.opened: dict[tuple[int, str], tuple[RequestScope, Any]] = {}
+
+    def on_prerun(self, task_id: str, task: Task[Any, Any], **kwargs: Any) -> None:
+        if task.app.main in self.apps:
+            self.opened[threading.get_ident(), task_id] = enter_scope()
+
+    def on_postrun(
         self,
         task_id: str,
-        task: Task[Any, Any],
         retval: Any = None,
         state: str | None = None,
         **kwargs: Any,
     ) -> None:
-        opened = self.scopes.pop((threading.get_ident(), task_id), None)
+        opened = self.opened.pop((threading.get_ident(), task_id), None)
         if opened is None:
             return
         scope, token = opened
@@ -206,3 +215,4 @@ class _Worker:
 
 
 _INSTALLED: dict[int, _Worker] = {}
+_TASK_SCOPES = _TaskScopes()

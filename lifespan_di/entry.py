@@ -6,6 +6,7 @@ request meanwhile waits for that opening instead of opening a second instance.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -26,6 +27,7 @@ class Entry:
         "handle",
         "in_thread",
         "kind",
+        "loop",
         "name",
         "value",
         "view",
@@ -42,6 +44,8 @@ class Entry:
         self.handle: Any = None
         self.in_thread = False
         """Opened in a worker thread (a sync view): closed in that thread too."""
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The loop an async form was opened on: closed on it too, while it runs."""
         self.view = False
         """A ``ViewResource``'s: closed when the view returns."""
         # Created only when a second use waits for the first one to open it, which

@@ -17,12 +17,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, ClassVar, TypeVar, overload
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from dependency_injector import containers, providers, resources
 
 from lifespan_di.core import forms
 from lifespan_di.core.graph import named_providers
-from lifespan_di.core.loop import running_loop
+from lifespan_di.core.lifespan import lifespan_loop
+from lifespan_di.core.loop import call_from_sync, running_loop
 from lifespan_di.entry import Entry
 from lifespan_di.exceptions import RequestScopeError
 from lifespan_di.scope import CURRENT, RequestScope, current_scope
@@ -210,8 +211,9 @@ class RequestResource(providers.Provider[T]):
         if running_loop() is not None:
             raise RequestScopeError.async_on_loop(self.name)
         # A sync view runs in a worker thread: open the resource on the request's
-        # event loop, where it is closed too.
-        return async_to_sync(self._aget)()
+        # event loop; a Celery task or a thread of a sync block, on the lifespan's.
+        # It is closed on the same loop (Entry.loop).
+        return call_from_sync(lifespan_loop(), self._aget)
 
     @property
     def dependencies(self) -> tuple[RequestResource[Any], ...]:

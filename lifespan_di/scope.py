@@ -42,7 +42,7 @@ from django.http import HttpResponseBase, StreamingHttpResponse
 
 from lifespan_di.compat.django import close_with_response
 from lifespan_di.core import forms
-from lifespan_di.core.loop import cancelling, running_loop
+from lifespan_di.core.loop import call_from_sync, cancelling, running_loop
 from lifespan_di.entry import Entry
 from lifespan_di.exceptions import RequestScopeError
 
@@ -123,6 +123,7 @@ class RequestScope:
         """Record that ``entry`` is ready; it closes with the view or the scope."""
         entry.value, entry.kind, entry.handle = opening
         entry.in_thread, entry.view = in_thread, view
+        entry.loop = running_loop()
         if entry.kind is not None:
             self._opened.append(entry)
         entry.finish()
@@ -357,7 +358,10 @@ def close_entries(entries: list[Entry], exception: BaseException | None) -> list
 
 
 def _close_here(entry: Entry, exception: BaseException | None) -> None:
-    forms.close(entry.kind, entry.handle, exception)
+    if entry.kind in forms.ASYNC_KINDS:
+        call_from_sync(entry.loop, forms.aclose, entry.kind, entry.handle, exception)
+    else:
+        forms.close(entry.kind, entry.handle, exception)
 
 
 def _close_on_loop(

@@ -6,18 +6,19 @@ block its own request resources.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
-from asgiref.sync import iscoroutinefunction
+from asgiref.sync import async_to_sync, iscoroutinefunction
 from dependency_injector import containers
 
 from lifespan_di.conf import configured_container, container_configured
-from lifespan_di.core.lifespan import RUNTIME, ContainerLifespan, running_lifespan
-from lifespan_di.core.loop import run_on, running_loop
+from lifespan_di.core.lifespan import ContainerLifespan, lifespan_loop, running_lifespan
+from lifespan_di.core.loop import asgiref_loop, run_on, running_loop
 from lifespan_di.core.shared import Shared, aenter, aleave, enter, leave, shares
 from lifespan_di.exceptions import ConfigurationError, LifespanNotRunningError
 from lifespan_di.preflight import prepare_lifespan
@@ -118,10 +119,12 @@ def run(awaitable: Awaitable[T]) -> T:
     """Run a coroutine on the event loop that owns the resources; return its result.
 
     For sync code inside a ``with lifespan()`` block, a nested one, a
-    ``@with_lifespan`` function, a ``LifespanCommand`` or a sync view under a
-    server: loop-bound resources (``httpx.AsyncClient``, asyncpg, ``redis.asyncio``)
-    work only on the loop they were started on. Safe to call from many threads at
-    once; the coroutines run concurrently on that loop.
+    ``@with_lifespan`` function, a ``LifespanCommand``, a Celery task or a sync view
+    under a server: loop-bound resources (``httpx.AsyncClient``, asyncpg,
+    ``redis.asyncio``) work only on the loop they were started on. The coroutine
+    runs in a copy of the caller's context, so it sees the caller's request scope.
+    Safe to call from many threads at once; the coroutines run concurrently on that
+    loop.
 
     ```python
     with lifespan():
@@ -133,8 +136,7 @@ def run(awaitable: Awaitable[T]) -> T:
         RuntimeError: Called on that loop itself, where it would wait forever:
             ``await`` instead.
     """
-    active = RUNTIME.active
-    loop = None if active is None else RUNTIME.loop_of(active)
+    loop = lifespan_loop()
     problem: BaseException | None = None
     if loop is None or loop.is_closed():
         problem = LifespanNotRunningError.accessing("lifespan_di.run()")
@@ -148,7 +150,14 @@ def run(awaitable: Awaitable[T]) -> T:
             awaitable.close()  # never awaited: close it rather than warn
         raise problem
     assert loop is not None
-    return run_on(loop, awaitable)
+    if asgiref_loop() is loop:
+        # A sync view: asgiref's way keeps its thread-sensitive calls on this thread.
+        return async_to_sync(_awaited)(awaitable)
+    return run_on(loop, awaitable, context=contextvars.copy_context())
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable
 
 
 def lifespan(container: containers.Container | None = None) -> Lifespan:

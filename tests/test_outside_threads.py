@@ -35,7 +35,9 @@ class LoopBound:
         return "ok"
 
 
-def loop_bound_container(recorder: Recorder) -> containers.Container:
+def loop_bound_pool(recorder: Recorder) -> Any:
+    """A resource opening a ``LoopBound``, recording its start and stop."""
+
     @asynccontextmanager
     async def open_pool() -> AsyncIterator[LoopBound]:
         recorder.add("start:pool")
@@ -44,8 +46,12 @@ def loop_bound_container(recorder: Recorder) -> containers.Container:
         resource.closed = True
         recorder.add("stop:pool")
 
+    return open_pool
+
+
+def loop_bound_container(recorder: Recorder) -> containers.Container:
     class Workers(containers.DeclarativeContainer):
-        pool = providers.Resource(open_pool)
+        pool = providers.Resource(loop_bound_pool(recorder))
 
     return Workers()
 
@@ -226,3 +232,30 @@ class TestRun:
 def stopping() -> bool:
     """Whether a shared lifespan is shutting down."""
     return any(shared.stopping for shared in list(REGISTRY.entries.values()))
+
+
+class TestRequestResourcesFromSyncCode:
+    def test_an_async_request_resource_lives_on_the_lifespans_loop(
+        self, recorder: Recorder
+    ) -> None:
+        """In a sync block, an async request resource used from sync code opens and
+        closes on the resources' loop, and lifespan_di.run() sees the same instance."""
+
+        @asynccontextmanager
+        async def open_unit(pool: LoopBound) -> AsyncIterator[object]:
+            recorder.add(f"open:{asyncio.get_running_loop() is pool.loop}")
+            yield object()
+            recorder.add(f"close:{asyncio.get_running_loop() is pool.loop}")
+
+        class Units(containers.DeclarativeContainer):
+            pool = providers.Resource(loop_bound_pool(recorder))
+            unit = lifespan_di.RequestResource(open_unit, pool=pool)
+
+        container = Units()
+
+        with lifespan(container), lifespan_di.request_scope():
+            unit = container.unit()
+            same = lifespan_di.run(container.unit.async_())
+
+        assert same is unit
+        assert recorder.events == ["start:pool", "open:True", "close:True", "stop:pool"]

@@ -11,6 +11,7 @@ because it asks on every call.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,7 @@ __all__ = [
     "RUNTIME",
     "ContainerLifespan",
     "container_lifespan",
+    "lifespan_loop",
     "running_lifespan",
 ]
 
@@ -249,6 +251,12 @@ def container_lifespan(
 RUNTIME: Runtime[ContainerLifespan] = Runtime()
 # A fork child starts with no lifespan running (see core/runtime.py).
 os.register_at_fork(after_in_child=RUNTIME.after_fork_in_child)
+
+
+def lifespan_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop the active lifespan's resources run on, if a lifespan runs."""
+    active = RUNTIME.active
+    return None if active is None else RUNTIME.loop_of(active)
 
 
 def running_lifespan(

@@ -7,12 +7,17 @@ import concurrent.futures
 import contextlib
 import contextvars
 import functools
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from asgiref.sync import SyncToAsync, async_to_sync
+
 __all__ = [
     "LoopThread",
+    "asgiref_loop",
+    "call_from_sync",
     "cancelling",
     "consume_outcome",
     "in_daemon_thread",
@@ -58,8 +63,15 @@ class LoopThread:
         self.loop.close()
 
 
-def run_on(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T]) -> T:
+def run_on(
+    loop: asyncio.AbstractEventLoop,
+    awaitable: Awaitable[T],
+    context: contextvars.Context | None = None,
+) -> T:
     """Run ``awaitable`` on ``loop``, running in another thread; wait for its result.
+
+    ``context``: the context to run it in (a copy of the caller's, to carry its
+    request scope); by default the loop's own.
 
     If the wait is interrupted (Ctrl-C reaches the main thread waiting here), the
     coroutine is cancelled and the interrupt raised once it has ended, so that what it
@@ -69,7 +81,7 @@ def run_on(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T]) -> T:
     tasks: list[asyncio.Task[T]] = []
 
     def create_task() -> None:
-        task = loop.create_task(_awaited(awaitable))
+        task = loop.create_task(_awaited(awaitable), context=context)
         task.add_done_callback(functools.partial(_settle, outcome))
         tasks.append(task)
 
@@ -81,6 +93,39 @@ def run_on(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T]) -> T:
             loop.call_soon_threadsafe(lambda: tasks[0].cancel())
             concurrent.futures.wait([outcome])
         raise
+
+
+def asgiref_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop asgiref's ``async_to_sync`` would run a coroutine on from this thread.
+
+    asgiref records it in the threads ``sync_to_async`` runs code in (a sync view,
+    sync middleware): ``async_to_sync`` there runs on that loop, in the caller's
+    context, and sends thread-sensitive calls back to this thread. asgiref keeps it
+    in ``SyncToAsync.threadlocal`` (pinned in tests/test_upstream.py).
+    """
+    local = SyncToAsync.threadlocal
+    if getattr(local, "main_event_loop_pid", None) != os.getpid():
+        return None
+    loop: asyncio.AbstractEventLoop | None = getattr(local, "main_event_loop", None)
+    return loop if loop is not None and loop.is_running() else None
+
+
+def call_from_sync(
+    loop: asyncio.AbstractEventLoop | None,
+    fn: Callable[..., Awaitable[T]],
+    *args: Any,
+) -> T:
+    """Run ``fn(*args)`` from sync code running outside any event loop; return it.
+
+    Where asgiref hands this thread its work from a loop (a sync view), asgiref's
+    ``async_to_sync`` runs it there. Elsewhere (a Celery task, a thread of a sync
+    ``lifespan()`` block) it runs on ``loop``, if that runs, in a copy of the
+    caller's context, so that its request scope is the caller's; with no ``loop``,
+    on a new loop, as ``async_to_sync`` does.
+    """
+    if asgiref_loop() is None and loop is not None and loop.is_running():
+        return run_on(loop, fn(*args), context=contextvars.copy_context())
+    return async_to_sync(fn)(*args)
 
 
 async def _awaited(awaitable: Awaitable[T]) -> T:

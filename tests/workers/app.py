@@ -28,6 +28,7 @@ app.conf.update(
     result_backend=REDIS_URL,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
+    worker_pool_start_method=os.environ.get("LIFESPAN_DI_TEST_START_METHOD", "fork"),
 )
 lifespan_di.celery.install(app)
 
@@ -39,13 +40,21 @@ def work(
     pool: Handle = Provide[WorkerContainer.pool],
     client: redis.asyncio.Redis = Provide[WorkerContainer.redis],
     session: Handle = Provide[WorkerContainer.session],
+    unit: Handle = Provide[WorkerContainer.unit],
     outcome: Handle = Provide[WorkerContainer.outcome],
 ) -> int:
-    """Use an app resource, a loop-bound client and two request resources."""
+    """Use an app resource, a loop-bound client, and sync and async request
+    resources; return how many tasks have run."""
     assert not pool.closed
     assert session is WorkerContainer.session()  # one instance for the whole task
+    count, units = lifespan_di.run(count_task(client))
+    assert units is unit  # the coroutine ran in the task's request scope
     record(f"task:{number} {id(session)}")
-    return lifespan_di.run(client.incr("work"))
+    return count
+
+
+async def count_task(client: redis.asyncio.Redis) -> tuple[int, Handle]:
+    return await client.incr("work"), await WorkerContainer.unit.async_()
 
 
 @app.task

@@ -51,6 +51,10 @@ def assert_one_scope_per_task(worker: Worker) -> None:
     names = worker.names()
     for event in ("session:open", "session:close", "outcome:open", "outcome:close"):
         assert sum(name.startswith(event) for name in names) == TASKS, worker.log()
+    # The async request resource opened and closed on the lifespan's event loop.
+    units = [name for name in names if name.startswith("unit:")]
+    assert len(units) == 2 * TASKS, worker.log()
+    assert all(name.endswith(" loop") for name in units), units
     # Each task used the session its own scope opened, and only while it was open
     # (ids are addresses, reused once an object is freed: follow them in order).
     for pid, events in worker.by_pid().items():
@@ -70,12 +74,16 @@ def assert_one_scope_per_task(worker: Worker) -> None:
         assert not open_sessions, (pid, events)
 
 
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
 def test_each_prefork_child_runs_the_lifespan_once(
-    start_worker: StartWorker, broker: Celery
+    start_worker: StartWorker, broker: Celery, start_method: str
 ) -> None:
     """With --pool=prefork --concurrency 2, each child starts each resource once,
-    runs 50 tasks in a request scope each, and stops each resource once at SIGTERM."""
-    worker = start_worker("--pool=prefork", "--concurrency=2")
+    runs 50 tasks in a request scope each, and stops each resource once at SIGTERM;
+    children forked (Linux) or spawned (``worker_pool_start_method``, macOS)."""
+    worker = start_worker(
+        "--pool=prefork", "--concurrency=2", LIFESPAN_DI_TEST_START_METHOD=start_method
+    )
     worker.wait_started(processes=2)
 
     results = run_tasks(broker, "work")
