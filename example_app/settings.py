@@ -29,6 +29,10 @@ EXAMPLE_UPSTREAM_URL = os.environ.get(
     "EXAMPLE_UPSTREAM_URL", "http://127.0.0.1:8000/upstream/"
 )
 
+# example_app/celery.py: `celery --app=example_app worker`.
+CELERY_BROKER_URL = os.environ.get("EXAMPLE_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

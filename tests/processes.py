@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["EXIT_TIMEOUT", "READY_TIMEOUT", "REPO_ROOT", "Event", "RecordedProcess"]
+__all__ = [
+    "EXIT_TIMEOUT",
+    "READY_TIMEOUT",
+    "REPO_ROOT",
+    "Event",
+    "RecordedProcess",
+    "redis_server",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Bounds on waits, not on what the tests prove: with CI's two suites side by side on
@@ -187,3 +196,41 @@ class RecordedProcess:
         # Children orphaned by a master that died first are still in the group.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[Path]:
+    """A Redis server of the caller's own, on a Unix socket (no port to race for).
+
+    Yields the socket's path; the server is stopped by its PID afterwards.
+    """
+    # A short directory: a Unix socket's path is limited to 107 bytes.
+    directory = Path(tempfile.mkdtemp(prefix="lifespan-di-redis-"))
+    socket_path = directory / "redis.sock"
+    server = subprocess.Popen(
+        [
+            shutil.which("redis-server") or "redis-server",
+            "--port", "0",
+            "--unixsocket", str(socket_path),
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(directory),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not socket_path.exists():
+            assert server.poll() is None, "redis-server exited"
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.02)
+        yield socket_path
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=EXIT_TIMEOUT)
+        shutil.rmtree(directory, ignore_errors=True)

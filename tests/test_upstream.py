@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any
 
 import pytest
-from asgiref.sync import iscoroutinefunction
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from dependency_injector import containers, providers, wiring
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.core.signals import request_finished
@@ -584,3 +584,18 @@ class TestRestFramework:
             assert handler.__qualname__.startswith("api_view.")
             cell = handler.__closure__[handler.__code__.co_freevars.index("func")]
             assert cell.cell_contents is listing
+
+
+class TestAsgiref:
+    async def test_sync_to_async_threads_record_the_loop_async_to_sync_uses(
+        self,
+    ) -> None:
+        """asgiref records the loop in the threads sync_to_async runs code in, which
+        lifespan_di.core.loop.asgiref_loop() reads; other threads have none."""
+        loop = asyncio.get_running_loop()
+
+        seen = await sync_to_async(asgiref_loop, thread_sensitive=False)()
+        elsewhere = await asyncio.to_thread(asgiref_loop)
+
+        assert seen is loop
+        assert elsewhere is None

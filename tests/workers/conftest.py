@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -16,7 +14,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from tests.processes import EXIT_TIMEOUT, READY_TIMEOUT, RecordedProcess
+from tests.processes import EXIT_TIMEOUT, READY_TIMEOUT, RecordedProcess, redis_server
 
 RESOURCES = ("config", "pool", "cache", "redis")
 """The workers' app resources (tests/workers/containers.py)."""
@@ -86,44 +84,16 @@ StartWorker = Callable[..., Worker]
 
 
 @pytest.fixture
-def redis_server() -> Iterator[Path]:
-    """A Redis server of this test's own, on a Unix socket (no port to race for)."""
-    # A short directory: a Unix socket's path is limited to 107 bytes.
-    directory = Path(tempfile.mkdtemp(prefix="lifespan-di-redis-"))
-    socket_path = directory / "redis.sock"
-    server = subprocess.Popen(
-        [
-            shutil.which("redis-server") or "redis-server",
-            "--port", "0",
-            "--unixsocket", str(socket_path),
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", str(directory),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not socket_path.exists():
-            assert server.poll() is None, "redis-server exited"
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.02)
+def redis() -> Iterator[Path]:
+    """A Redis server of this test's own, on a Unix socket: its path."""
+    with redis_server() as socket_path:
         yield socket_path
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=EXIT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=EXIT_TIMEOUT)
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
-def broker(redis_server: Path) -> Iterator[Celery]:
+def broker(redis: Path) -> Iterator[Celery]:
     """A Celery client of the test's Redis: sends tasks by name, reads their results."""
-    url = f"redis+socket://{redis_server}"
+    url = f"redis+socket://{redis}"
     client = Celery(
         "tests.workers.client", broker=url, backend=url, set_as_current=False
     )
@@ -132,12 +102,12 @@ def broker(redis_server: Path) -> Iterator[Celery]:
 
 
 @pytest.fixture
-def start_worker(tmp_path: Path, redis_server: Path) -> Iterator[StartWorker]:
+def start_worker(tmp_path: Path, redis: Path) -> Iterator[StartWorker]:
     """Start workers on demand; each is stopped (its whole process group) at teardown."""
     workers: list[Worker] = []
 
     def start(*options: str, **env: str) -> Worker:
-        worker = Worker(tmp_path / f"worker-{len(workers)}", redis_server, options, env)
+        worker = Worker(tmp_path / f"worker-{len(workers)}", redis, options, env)
         workers.append(worker)
         return worker.start()
 
