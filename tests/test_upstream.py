@@ -32,6 +32,8 @@ from django.urls import path
 from django.utils.log import log_response
 from rest_framework.decorators import api_view
 
+from lifespan_di.core.loop import asgiref_loop
+
 TIMEOUT = 2
 
 
