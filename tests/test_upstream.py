@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -597,7 +598,10 @@ class TestAsgiref:
         loop = asyncio.get_running_loop()
 
         seen = await sync_to_async(asgiref_loop, thread_sensitive=False)()
-        elsewhere = await asyncio.to_thread(asgiref_loop)
+        elsewhere: list[object] = []
+        thread = threading.Thread(target=lambda: elsewhere.append(asgiref_loop()))
+        thread.start()
+        thread.join()
 
         assert seen is loop
-        assert elsewhere is None
+        assert elsewhere == [None]
