@@ -204,9 +204,11 @@ def lifespan(container: containers.Container | None = None) -> Lifespan:
 def with_lifespan(fn: Callable[P, R]) -> Callable[P, R]:
     """Run ``fn`` inside ``lifespan()``, so injected code works in it.
 
-    Decorate a sync management command's ``handle()``, a Celery task body or a
-    script's ``main()``; sync and async functions are both supported (for an async
-    command body, use ``LifespanCommand``). Concurrent calls share one lifespan:
+    Decorate a sync management command's ``handle()`` or a script's ``main()``;
+    sync and async functions are both supported (for an async command body, use
+    ``LifespanCommand``; for Celery tasks, ``lifespan_di.celery.install()``, which
+    starts the resources once per worker process rather than per call). Concurrent
+    calls share one lifespan:
 
     ```python
     class Command(BaseCommand):
