@@ -13,7 +13,10 @@ environment variables:
   broker, the result backend and what the ``redis`` resource connects to.
 - ``LIFESPAN_DI_BENCH_RECORD``: the file each process appends ``<pid> <event>`` lines
   to: ``start:<name>`` / ``stop:<name>`` for the app resources (``stop`` when the
-  teardown begins), ``open:session`` / ``close:session`` for the request resource.
+  teardown begins), ``open:session`` / ``close:session`` for the request resource,
+  and ``task:<ms>``: how long the task function took in the worker (for ``installed``
+  that excludes the request scope's own opening and closing, which ``install()``
+  does in Celery's ``task_prerun`` / ``task_postrun``).
 
 Django is configured here with ``settings.configure()``, as ``_project.py`` does, so
 ``DJANGO_SETTINGS_MODULE`` must not be set (Celery's Django fixup stays inactive in
@@ -29,8 +32,11 @@ the session, and returns the counter.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import ParamSpec, TypeVar
 
 import django
 import httpx
@@ -52,6 +58,9 @@ REDIS_SOCKET = os.environ.get("LIFESPAN_DI_BENCH_REDIS", "")
 REDIS_URL = f"redis+socket://{REDIS_SOCKET}"
 TASK_NAME = "bench.work"
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 
 def record(event: str) -> None:
     """Append one event of this process to the record file, if there is one."""
@@ -60,6 +69,20 @@ def record(event: str) -> None:
         # One short write in append mode: lines of concurrent processes do not mix.
         with open(path, "a", encoding="utf-8") as file:
             file.write(f"{os.getpid()} {event}\n")
+
+
+def timed(fn: Callable[P, R]) -> Callable[P, R]:
+    """Record how long each call of ``fn`` took: ``task:<ms>``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            record(f"task:{(time.perf_counter() - started) * 1000:.3f}")
+
+    return wrapper
 
 
 # --- The container -------------------------------------------------------------------
@@ -150,12 +173,14 @@ if VARIANT == "installed":
     lifespan_di.celery.install(app)
 
     @app.task(name=TASK_NAME)
+    @timed
     def installed_task(number: int) -> int:
         return work(number)
 
 elif VARIANT == "per-task":
 
     @app.task(name=TASK_NAME)
+    @timed
     @lifespan_di.with_lifespan
     def per_task(number: int) -> int:
         with lifespan_di.request_scope():
@@ -164,6 +189,6 @@ elif VARIANT == "per-task":
 else:
 
     @app.task(name=TASK_NAME)
+    @timed
     def bare_task(number: int) -> int:
         return number
-
