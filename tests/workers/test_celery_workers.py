@@ -136,7 +136,10 @@ def test_request_resources_see_how_the_task_ended(
     closes = [
         name.split()[1] for name in worker.names() if name.startswith("outcome:close")
     ]
-    assert closes == ["ValueError", "Retry", "ok"], worker.log()
+    # The retry is queued before the first run's scope closes: with two processes
+    # or threads, it may end first.
+    assert closes[0] == "ValueError", worker.log()
+    assert sorted(closes[1:]) == ["Retry", "ok"], worker.log()
 
 
 @pytest.mark.parametrize("pool", ["prefork", "threads"])
