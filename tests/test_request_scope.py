@@ -23,23 +23,9 @@ from lifespan_di.exceptions import RequestScopeError
 from lifespan_di.handler import LifespanASGIHandler
 from lifespan_di.providers import RequestResource
 from lifespan_di.testing import LifespanAsyncClient, LifespanClient, override
-from tests.project.containers import Session
+from tests.project.containers import Session, events
 
 TIMEOUT = 5
-
-
-@pytest.fixture
-def record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The file the test project's resources write their events to."""
-    path = tmp_path / "record"
-    path.touch()
-    monkeypatch.setenv("LIFESPAN_DI_TEST_RECORD", str(path))
-    return path
-
-
-def events(record: Path, prefix: str = "") -> list[str]:
-    lines = record.read_text(encoding="utf-8").splitlines()
-    return [line for line in lines if line.startswith(prefix)]
 
 
 def http_scope(path: str, query: bytes = b"") -> dict[str, Any]:

@@ -14,6 +14,7 @@ import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 
 import httpx
 from dependency_injector import containers, providers
@@ -26,6 +27,12 @@ def record(event: str) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as file:
             file.write(f"{event}\n")
+
+
+def events(path: Path, prefix: str = "") -> list[str]:
+    """The events recorded in ``path`` that start with ``prefix``, in order."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if line.startswith(prefix)]
 
 
 def fail_if_asked(name: str) -> None:
