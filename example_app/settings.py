@@ -17,6 +17,8 @@ LIFESPAN_DI = {
 }
 # --8<-- [end:settings]
 ROOT_URLCONF = "example_app.urls"
+# Channels' setting, naming the router: `manage.py check` validates its consumers.
+ASGI_APPLICATION = "example_app.asgi.application"
 # The example's data lives in its own SQLite file, through the `database` resource:
 # Django's ORM is not used.
 DATABASES: dict[str, dict[str, str]] = {}

@@ -7,12 +7,15 @@ import logging
 from typing import Any
 
 import pytest
+from channels.testing import WebsocketCommunicator
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from example_app.asgi import application
 from example_app.management.commands.favourites import Command
 from example_app.management.commands.save_quotes import Command as SaveQuotes
 from example_app.upstream import find_quote
+from lifespan_di import State
 from lifespan_di.exceptions import StartupError
 from lifespan_di.testing import LifespanAsyncClient, LifespanClient
 
@@ -214,3 +217,23 @@ def test_the_async_command_saves_nothing_when_one_is_missing() -> None:
     call_command(Command(), stdout=out)
 
     assert out.getvalue() == ""
+
+
+# --8<-- [start:consumer_test]
+async def test_the_quotes_socket_answers_each_number(lifespan: State) -> None:
+    """The WebSocket consumer answers quote numbers, and a missing one with an error."""
+    communicator = WebsocketCommunicator(application, "/ws/quotes/")
+    connected, _ = await communicator.connect()
+    assert connected
+
+    await communicator.send_to(text_data="1")
+    found = await communicator.receive_json_from()
+    await communicator.send_to(text_data="99")
+    missing = await communicator.receive_json_from()
+    await communicator.disconnect()
+
+    assert found["text"] == "Simple is better than complex."
+    assert missing == {"error": "The upstream has no quote 99."}
+
+
+# --8<-- [end:consumer_test]

@@ -26,6 +26,7 @@ PAGES = {
     "/lifespan/": "each resource's status and startup time, from the lifespan",
     "/health/ready/": "readiness: the lifespan runs and the database answers",
     "/upstream/quotes/1/": "the upstream service the httpx client calls",
+    "/ws/quotes/": "a WebSocket (Django Channels): send a quote number, get the quote",
 }
 
 

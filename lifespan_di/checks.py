@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core import checks
 from django.core.checks import CheckMessage, Error, register
 
+from lifespan_di.compat.channels import asgi_application, routes_lifespan
 from lifespan_di.conf import configured_container, container_configured
 from lifespan_di.core.graph import named_providers
 from lifespan_di.exceptions import ConfigurationError
@@ -104,4 +105,27 @@ def check_runserver_order(
             id="lifespan_di.W001",
         )
         for name in earlier
+    ]
+
+
+@register()
+def check_channels_router(
+    app_configs: Sequence[AppConfig] | None, **kwargs: Any
+) -> list[CheckMessage]:
+    """W003: a Channels router with no lifespan route never starts the resources."""
+    application = asgi_application()
+    if application is None or routes_lifespan(application[1]) is not False:
+        return []
+    return [
+        checks.Warning(
+            f"ASGI_APPLICATION {application[0]!r} is a Channels ProtocolTypeRouter "
+            "with no 'lifespan' route, so the server's lifespan events reach nothing: "
+            "uvicorn --lifespan on exits at startup, and its default --lifespan auto "
+            "serves with no resource started.",
+            hint=(
+                "In asgi.py, import ProtocolTypeRouter from lifespan_di.channels "
+                "instead of channels.routing."
+            ),
+            id="lifespan_di.W003",
+        )
     ]

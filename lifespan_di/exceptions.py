@@ -38,8 +38,26 @@ class LifespanNotRunningError(ConfigurationError):
     """Lifespan state or a resource was needed, but no lifespan runs in this process."""
 
     @classmethod
-    def accessing(cls, what: str) -> LifespanNotRunningError:
-        """Build the error for an attempt to use ``what`` without a running lifespan."""
+    def accessing(
+        cls, what: str, consumer: str | None = None
+    ) -> LifespanNotRunningError:
+        """Build the error for an attempt to use ``what`` without a running lifespan.
+
+        ``consumer``: the Channels consumer that tried, whose likely cause is a
+        router that routes no lifespan.
+        """
+        if consumer is not None:
+            msg = (
+                f"Cannot use {what} in the Channels consumer {consumer}: no lifespan "
+                "is running in this process, so no resources were started. Either the "
+                "server sends no lifespan events (daphne, which Channels' runserver "
+                "runs, never does: serve with uvicorn, hypercorn or granian), or the "
+                "router passes them to nothing (Channels' ProtocolTypeRouter has no "
+                "'lifespan' route unless its mapping has one: in asgi.py, import "
+                "ProtocolTypeRouter from lifespan_di.channels instead of "
+                "channels.routing)."
+            )
+            return cls(msg)
         msg = (
             f"Cannot use {what}: no lifespan is running in this process, so no "
             "resources were started. Either the server sent no lifespan events "
@@ -103,12 +121,26 @@ class RequestScopeError(LifespanDIError, RuntimeError):
     """A request resource was used outside its request or view, or failed there."""
 
     @classmethod
-    def no_scope(cls, name: str, *, in_thread: bool) -> RequestScopeError:
+    def no_scope(
+        cls, name: str, in_thread: bool, consumer: str | None = None
+    ) -> RequestScopeError:
         """Build the error for request resource ``name`` used with no request scope.
 
         ``in_thread``: used outside the main thread, where the likely cause is a
-        thread that was not given the request's context.
+        thread that was not given the request's context. ``consumer``: used by this
+        Channels consumer, which needs the mixin that opens a scope per message.
         """
+        if consumer is not None:
+            short = consumer.rsplit(".", 1)[-1]
+            msg = (
+                f"Cannot open the request resource {name!r} in the Channels consumer "
+                f"{consumer}: it handles its messages outside any request scope. Put "
+                "lifespan_di.channels.LifespanConsumerMixin first among its bases "
+                f"(`class {short}(LifespanConsumerMixin, AsyncWebsocketConsumer)`): "
+                "each message it handles then opens the request resources it uses "
+                "and closes them once handled."
+            )
+            return cls(msg)
         msg = (
             f"Cannot open the request resource {name!r}: no request is being served "
             "in this context. Request resources exist per request: serve the "
@@ -126,9 +158,17 @@ class RequestScopeError(LifespanDIError, RuntimeError):
         return cls(msg)
 
     @classmethod
-    def async_on_loop(cls, name: str) -> RequestScopeError:
+    def async_on_loop(cls, name: str, consumer: str | None = None) -> RequestScopeError:
         """Build the error for async resource ``name`` opened sync on the event loop."""
         short = name.rsplit(".", 1)[-1]
+        if consumer is not None:
+            msg = (
+                f"Cannot open the request resource {name!r} synchronously in the "
+                f"Channels consumer {consumer}: it is asynchronous and this handler "
+                "runs on the event loop. Use it through @inject on an async handler, "
+                f"`await self.state.aget({short!r})`, or `await provider.async_()`."
+            )
+            return cls(msg)
         msg = (
             f"Cannot open the request resource {name!r} synchronously: it is "
             "asynchronous and this code runs on the event loop. Use it through "

@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 from asgiref.sync import iscoroutinefunction
 from dependency_injector import containers, providers
 
+from lifespan_di.compat.channels import calling_consumer
 from lifespan_di.compat.dependency_injector import resolve_marker
 from lifespan_di.conf import container_of
 from lifespan_di.core.lifespan import RUNTIME, ContainerLifespan
@@ -205,7 +206,7 @@ def _producer(injection: Injection, active: ContainerLifespan | None) -> _Produc
         raise InjectionError(injection.unresolved_message(container))
     if active is None and _uses_app_resource(provider):
         what = f"{injection.marker!r} for parameter {name!r} of {injection.owner}"
-        raise LifespanNotRunningError.accessing(what)
+        raise LifespanNotRunningError.accessing(what, calling_consumer())
     if isinstance(injection.marker, PROVIDER):
         return (name, position, providers.Object(provider), provider)
     scoped = tuple(

@@ -15,6 +15,7 @@ from typing import Any
 from dependency_injector import containers
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from lifespan_di.compat.channels import asgi_application, consumer_applications
 from lifespan_di.compat.django_asgi_lifespan import (
     registered_managers,
     signal_receivers,
@@ -100,18 +101,22 @@ async def prepare_lifespan(
 
 
 def _view_marker_problems(container: containers.Container) -> list[Problem]:
-    """The ``inject`` markers of the URLconf's views that ``container`` cannot resolve.
+    """The ``inject`` markers ``container`` cannot resolve, of views and consumers.
 
-    None when the URLconf cannot be imported: Django's own URL checks and every
-    request report that.
+    The views of the URLconf, and the Channels consumers routed by the
+    ``ASGI_APPLICATION`` setting. None of either when it cannot be imported: Django's
+    own URL checks, Channels and every request report that.
     """
     try:
-        patterns = get_resolver().url_patterns
+        views = list(_views(get_resolver().url_patterns))
     except Exception:
-        return []
+        views = []
+    application = asgi_application()
+    if application is not None:
+        views += consumer_applications(application[1])
     return [
         Problem("lifespan_di.E007", problem)
-        for view in _views(patterns)
+        for view in views
         for problem in unresolved_injections(container, view)
     ]
 

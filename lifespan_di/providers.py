@@ -20,6 +20,7 @@ from typing import Any, ClassVar, TypeVar, overload
 from asgiref.sync import sync_to_async
 from dependency_injector import containers, providers, resources
 
+from lifespan_di.compat.channels import calling_consumer
 from lifespan_di.core import forms
 from lifespan_di.core.graph import named_providers
 from lifespan_di.core.lifespan import lifespan_loop
@@ -209,7 +210,7 @@ class RequestResource(providers.Provider[T]):
 
     def _open_async_from_sync(self) -> T:
         if running_loop() is not None:
-            raise RequestScopeError.async_on_loop(self.name)
+            raise RequestScopeError.async_on_loop(self.name, calling_consumer())
         # A sync view runs in a worker thread: open the resource on the request's
         # event loop; a Celery task or a thread of a sync block, on the lifespan's.
         # It is closed on the same loop (Entry.loop).
@@ -267,8 +268,8 @@ def request_resources(
 def _scope_or_raise(provider: RequestResource[Any]) -> RequestScope:
     scope = current_scope()
     if scope is None:
-        in_thread = threading.current_thread() is not threading.main_thread()
-        raise RequestScopeError.no_scope(provider.name, in_thread=in_thread)
+        thread = threading.current_thread() is not threading.main_thread()
+        raise RequestScopeError.no_scope(provider.name, thread, calling_consumer())
     return scope
 
 

@@ -78,10 +78,13 @@ class RequestScope:
         "_waiter",
         "exception",
         "response_complete",
+        "unit",
         "view_returned",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, unit: str = "request") -> None:
+        self.unit = unit
+        """What the scope lasts for, as messages name it: a consumer's "message"."""
         self.exception: BaseException | None = None
         """The first exception the view raised, passed to every teardown."""
         self.response_complete = False
@@ -105,11 +108,11 @@ class RequestScope:
         """Return the entry for ``key`` and whether the caller must create it."""
         if self._closed:
             msg = (
-                f"Cannot open the request resource {name!r}: its request has ended, "
-                "so nothing would close it. Request resources live as long as their "
-                "request; code that outlives it (a task or thread it started) must "
-                "open its own scope: `with lifespan_di.request_scope():` (or "
-                "`async with`)."
+                f"Cannot open the request resource {name!r}: its {self.unit} has "
+                "ended, so nothing would close it. Request resources live as long as "
+                f"their {self.unit}; code that outlives it (a task or thread it "
+                "started) must open its own scope: `with lifespan_di.request_scope():` "
+                "(or `async with`)."
             )
             raise RequestScopeError(msg)
         entry = Entry(name)
@@ -444,9 +447,11 @@ def current_scope() -> RequestScope | None:
     return CURRENT.get()
 
 
-def enter_scope() -> tuple[RequestScope, Token[RequestScope | None]]:
-    """Open a new request scope in the current context."""
-    scope = RequestScope()
+def enter_scope(
+    unit: str = "request",
+) -> tuple[RequestScope, Token[RequestScope | None]]:
+    """Open a new request scope in the current context; ``unit`` names what it lasts."""
+    scope = RequestScope(unit)
     return scope, CURRENT.set(scope)
 
 

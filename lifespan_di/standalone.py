@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 from asgiref.sync import async_to_sync, iscoroutinefunction
 from dependency_injector import containers
 
+from lifespan_di.compat.channels import calling_consumer
 from lifespan_di.conf import configured_container, container_configured
 from lifespan_di.core.lifespan import ContainerLifespan, lifespan_loop, running_lifespan
 from lifespan_di.core.loop import asgiref_loop, run_on, running_loop
@@ -139,7 +140,8 @@ def run(awaitable: Awaitable[T]) -> T:
     loop = lifespan_loop()
     problem: BaseException | None = None
     if loop is None or loop.is_closed():
-        problem = LifespanNotRunningError.accessing("lifespan_di.run()")
+        what = "lifespan_di.run()"
+        problem = LifespanNotRunningError.accessing(what, calling_consumer())
     elif running_loop() is loop:
         problem = RuntimeError(
             "Cannot wait for a coroutine on the event loop that runs it: this code "

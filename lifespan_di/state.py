@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, MutableMapping
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest
@@ -17,9 +17,13 @@ from lifespan_di.core.lifespan import (
 from lifespan_di.exceptions import LifespanNotRunningError, StateKeyError
 from lifespan_di.providers import RequestResource, request_resources
 
-__all__ = ["LifespanASGIRequest", "State", "UnavailableState", "request_state"]
-
-_WHOLE_STATE = "request.state"
+__all__ = [
+    "LifespanASGIRequest",
+    "State",
+    "UnavailableState",
+    "request_state",
+    "scope_state",
+]
 
 
 class State(MutableMapping[str, Any]):
@@ -45,6 +49,8 @@ class State(MutableMapping[str, Any]):
 
     __slots__ = ("_data", "_prefix")
 
+    _label: ClassVar[str] = "request.state"
+    """How messages name this state: a consumer's is ``self.state``."""
     _data: dict[str, Any]
     _prefix: str
     """What this state's keys start with: a nested container's namespace sets one."""
@@ -136,7 +142,7 @@ class State(MutableMapping[str, Any]):
         if any(
             existing.startswith(nested) for existing in (*self._data, *self._scoped)
         ):
-            namespace = State.of_request(self._data)
+            namespace = type(self).of_request(self._data)
             object.__setattr__(namespace, "_prefix", nested)
             return namespace
         raise self._missing(name)
@@ -159,7 +165,7 @@ class State(MutableMapping[str, Any]):
         ]
         available = ", ".join([repr(name) for name in sorted(self)] + scoped)
         msg = (
-            f"request.state has no {self._prefix + key!r}. Available: "
+            f"{self._label} has no {self._prefix + key!r}. Available: "
             f"{available or 'none'}. Each resource of the container is published "
             "under its provider name (a nested container's as 'infra.cache')."
         )
@@ -179,29 +185,42 @@ class UnavailableState(State):
     def __getitem__(self, key: str) -> Any:
         if key in self._data:  # set earlier in this request
             return self._data[key]
-        what = f"request.state[{key!r}]"
-        raise LifespanNotRunningError.accessing(what)
+        what = f"{self._label}[{key!r}]"
+        raise self._not_running(what)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
         if name in self._data:
             return self._data[name]
-        what = f"request.state.{name}"
-        raise LifespanNotRunningError.accessing(what)
+        what = f"{self._label}.{name}"
+        raise self._not_running(what)
 
     def __iter__(self) -> Iterator[str]:
-        raise LifespanNotRunningError.accessing(_WHOLE_STATE)
+        raise self._not_running(self._label)
 
     def __contains__(self, key: object) -> bool:
-        raise LifespanNotRunningError.accessing(_WHOLE_STATE)
+        raise self._not_running(self._label)
+
+    def _not_running(self, what: str) -> LifespanNotRunningError:
+        """Build the error for reading ``what`` (a consumer's says so)."""
+        return LifespanNotRunningError.accessing(what)
 
     def __repr__(self) -> str:
         return "<UnavailableState: no lifespan is running in this process>"
 
 
 def request_state(request: HttpRequest) -> State:
-    """Return a new ``State`` for ``request``.
+    """Return a new ``State`` for ``request``: ``scope_state()`` of its ASGI scope."""
+    return scope_state(getattr(request, "scope", None))
+
+
+def scope_state(
+    scope: Mapping[str, Any] | None,
+    available: type[State] = State,
+    unavailable: type[UnavailableState] = UnavailableState,
+) -> State:
+    """Return a new ``State`` (an ``available``) for the connection of ``scope``.
 
     The server's per-request copy of the lifespan state is used when it carries
     lifespan_di's marker: wrapped as it is, unless it is a dict every request reads
@@ -209,9 +228,8 @@ def request_state(request: HttpRequest) -> State:
     ASGI spec), which is copied so that a write stays in its request. Otherwise (a
     server without ``state``, such as daphne, or Django's test client) the state of
     the lifespan running in this process is used, and when there is none, a state
-    that explains the problem on first read.
+    that explains the problem on first read (an ``unavailable``).
     """
-    scope = getattr(request, "scope", None)
     if scope is not None:
         server_state = scope.get("state")
         if server_state is not None and LIFESPAN_STATE_KEY in server_state:
@@ -219,12 +237,12 @@ def request_state(request: HttpRequest) -> State:
             if isinstance(publisher, ContainerLifespan) and publisher.shares(
                 server_state
             ):
-                return State(server_state)
-            return State.of_request(server_state)
+                return available(server_state)
+            return available.of_request(server_state)
     lifespan = running_lifespan()
     if lifespan is not None:
-        return State(lifespan.state)
-    return UnavailableState()
+        return available(lifespan.state)
+    return unavailable()
 
 
 class LifespanASGIRequest(ASGIRequest):

@@ -1,7 +1,7 @@
 """What ``inject`` must know about view styles beyond plain functions.
 
-- Django's class-based views and DRF's ``APIView``: the markers are on the handler
-  methods of ``view.view_class`` / ``view.cls``.
+- Django's class-based views, DRF's ``APIView`` and Channels' consumers: the markers
+  are on the methods of ``view.view_class`` / ``view.cls`` / ``app.consumer_class``.
 - DRF's ``@api_view``: it keeps the decorated function only in the closure of the
   handler it installs for each method (``rest_framework/decorators.py``), which is
   where ``inject`` applied on top of it finds the markers. Pinned by
@@ -39,10 +39,14 @@ def view_functions(view: Callable[..., Any]) -> list[Any]:
     """Return the functions that may carry ``view``'s markers.
 
     The view itself, the function behind DRF's ``@api_view``, and the methods of a
-    class-based view.
+    class-based view or of a Channels consumer (``Consumer.as_asgi()``).
     """
     candidates: list[Any] = [view, api_view_function(view)]
-    view_class = getattr(view, "view_class", None) or getattr(view, "cls", None)
+    view_class = (
+        getattr(view, "view_class", None)
+        or getattr(view, "cls", None)
+        or getattr(view, "consumer_class", None)
+    )
     if view_class is not None:
         candidates += [getattr(view_class, name, None) for name in dir(view_class)]
     return candidates

@@ -1,6 +1,6 @@
 """These tests pin the upstream private APIs listed in docs/how-it-works.md ("What
-lifespan_di relies on"), one test per API: each exercises Django, dependency-injector
-or Django REST framework directly, never lifespan_di's code, and asserts exactly the
+lifespan_di relies on"), one test per API: each exercises Django, dependency-injector,
+Django REST framework, asgiref or Channels directly, never lifespan_di's code, and asserts exactly the
 behaviour lifespan_di relies on, so a failure here means an upgrade of one of them
 changed something lifespan_di depends on.
 """
@@ -8,6 +8,7 @@ changed something lifespan_di depends on.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 from collections.abc import Iterator, Mapping
@@ -17,6 +18,13 @@ from typing import Any
 
 import pytest
 from asgiref.sync import iscoroutinefunction, sync_to_async
+from channels.auth import AuthMiddlewareStack
+from channels.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
+from channels.middleware import BaseMiddleware
+from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter
+from channels.security.websocket import OriginValidator
+from channels.sessions import CookieMiddleware, SessionMiddleware
+from channels.testing import WebsocketCommunicator
 from dependency_injector import containers, providers, wiring
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.core.signals import request_finished
@@ -605,3 +613,65 @@ class TestAsgiref:
 
         assert seen is loop
         assert elsewhere == [None]
+
+
+class TestChannels:
+    def test_routers_and_middleware_keep_what_they_route_to(self) -> None:
+        """Routers keep their mapping and routes; middleware the application it wraps."""
+        consumer = AsyncWebsocketConsumer.as_asgi()
+        urls = URLRouter([path("ws/", consumer)])
+        auth = AuthMiddlewareStack(urls)
+        validator = OriginValidator(urls, ["*"])
+        router = ProtocolTypeRouter({"websocket": auth})
+        names = ChannelNameRouter({"worker": consumer})
+
+        assert router.application_mapping == {"websocket": auth}
+        assert names.application_mapping == {"worker": consumer}
+        assert [route.callback for route in urls.routes] == [consumer]
+        assert consumer.consumer_class is AsyncWebsocketConsumer  # type: ignore[attr-defined]
+        assert validator.application is urls
+        wrapped: Any = auth
+        while isinstance(
+            wrapped, CookieMiddleware | SessionMiddleware | BaseMiddleware
+        ):
+            wrapped = wrapped.inner
+        assert wrapped is urls
+
+    async def test_consumers_dispatch_each_message_in_their_task_or_a_thread(
+        self,
+    ) -> None:
+        """dispatch() runs once per message, sync handlers in a thread with its context."""
+        seen: list[tuple[str, bool, str | None]] = []
+        marker: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+            "marker", default=None
+        )
+
+        def consumer_of(base: type[Any]) -> type[Any]:
+            class Recording(base):  # type: ignore[misc,valid-type]
+                async def dispatch(self, message: Any) -> None:
+                    token = marker.set(message["type"])
+                    try:
+                        await super().dispatch(message)
+                    finally:
+                        marker.reset(token)
+
+                def record(self) -> None:
+                    main = threading.current_thread() is threading.main_thread()
+                    seen.append((base.__name__, main, marker.get()))
+
+                def websocket_receive(self, message: Any) -> Any:
+                    self.record()
+                    return super().websocket_receive(message)
+
+            return Recording
+
+        for base in (AsyncWebsocketConsumer, WebsocketConsumer):
+            communicator = WebsocketCommunicator(consumer_of(base).as_asgi(), "/")
+            assert (await communicator.connect(TIMEOUT))[0]
+            await communicator.send_to(text_data="x")
+            await communicator.disconnect()
+
+        assert seen == [
+            ("AsyncWebsocketConsumer", True, "websocket.receive"),
+            ("WebsocketConsumer", False, "websocket.receive"),
+        ]
