@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -17,13 +18,17 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "EXIT_TIMEOUT",
     "READY_TIMEOUT",
     "REPO_ROOT",
     "Event",
+    "Postgres",
     "RecordedProcess",
+    "backend_pids",
+    "postgres_server",
     "redis_server",
 ]
 
@@ -234,3 +239,226 @@ def redis_server() -> Iterator[Path]:
             server.kill()
             server.wait(timeout=EXIT_TIMEOUT)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+POSTGRES_PREFIX = Path("/usr/lib/postgresql")
+POSTGRES_PROGRAMS = ("initdb", "postgres", "pg_isready", "psql")
+
+
+@dataclass(frozen=True)
+class Postgres:
+    """A running throwaway PostgreSQL server: where and as whom to connect."""
+
+    socket_dir: Path
+    """The directory of the Unix socket (``host`` for libpq, ``HOST`` for Django)."""
+    port: int
+    """Names the socket file, ``.s.PGSQL.<port>``: no TCP port is opened."""
+    user: str
+    """The role the tests connect as: may log in and create databases, no more."""
+    database: str
+    """A database owned by ``user``."""
+    superuser: str
+    pid: int
+    """The postmaster's PID."""
+    directory: Path
+    """The temporary directory holding the cluster and the socket."""
+
+    def conninfo(self, database: str | None = None, user: str | None = None) -> str:
+        """A libpq connection string, for psycopg.connect()."""
+        return (
+            f"host={self.socket_dir} port={self.port} "
+            f"user={user or self.user} dbname={database or self.database}"
+        )
+
+    def django_settings(self) -> dict[str, Any]:
+        """A ``DATABASES["default"]`` entry for Django's PostgreSQL backend."""
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": str(self.socket_dir),
+            "PORT": str(self.port),
+            "NAME": self.database,
+            "USER": self.user,
+            "PASSWORD": "",
+        }
+
+
+def postgres_bin_dir() -> Path:
+    """The server binaries of Debian's ``postgresql`` package: its highest major."""
+    candidates = [
+        bin_dir
+        for bin_dir in POSTGRES_PREFIX.glob("*/bin")
+        if bin_dir.parent.name.isdigit()
+        and all((bin_dir / name).exists() for name in POSTGRES_PROGRAMS)
+    ]
+    if not candidates:
+        msg = (
+            f"No PostgreSQL server under {POSTGRES_PREFIX}/<major>/bin: "
+            "the PostgreSQL tests need Debian's package (apt-get install postgresql)."
+        )
+        raise RuntimeError(msg)
+    return max(candidates, key=lambda bin_dir: int(bin_dir.parent.name))
+
+
+def _server_account() -> tuple[int, int] | None:
+    """The (uid, gid) to run the server as, or None to run it as ourselves.
+
+    PostgreSQL refuses to run as root: as root, run it as the ``postgres`` user
+    Debian's package creates, or else as ``nobody``.
+    """
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return entry.pw_uid, entry.pw_gid
+    raise RuntimeError("Running as root, and neither a postgres nor a nobody user.")
+
+
+@contextlib.contextmanager
+def postgres_server(
+    user: str = "lifespan_di", database: str = "lifespan_di", port: int = 5432
+) -> Iterator[Postgres]:
+    """A PostgreSQL server of the caller's own, on a Unix socket (no TCP port).
+
+    A fresh cluster in a temporary directory (trust authentication, fsync off,
+    200 connections), with a ``user`` role owning ``database``; the server is
+    stopped by its PID afterwards and the directory removed. As root, the server
+    runs as the ``postgres`` (or ``nobody``) user, which must be able to reach the
+    temporary directory: pytest's ``tmp_path`` (mode 0700) would not do.
+    """
+    bin_dir = postgres_bin_dir()
+    account = _server_account()
+    # A short directory: a Unix socket's path is limited to 107 bytes.
+    directory = Path(tempfile.mkdtemp(prefix="lifespan-di-pg-"))
+    data_dir = directory / "data"
+    log_path = directory / "log"
+    superuser = "postgres"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+    env.update(HOME=str(directory), LC_ALL="C")
+    as_server: dict[str, Any] = {"cwd": directory, "env": env}
+    if account is not None:
+        uid, gid = account
+        os.chown(directory, uid, gid)
+        as_server.update(user=uid, group=gid, extra_groups=[])
+
+    def log() -> str:
+        return log_path.read_text(encoding="utf-8", errors="replace")
+
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        with log_path.open("wb") as log_file:
+            initdb = subprocess.run(
+                [
+                    str(bin_dir / "initdb"),
+                    "--pgdata", str(data_dir),
+                    "--username", superuser,
+                    "--auth", "trust",
+                    "--encoding", "UTF8",
+                    "--locale", "C",
+                    "--no-sync",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                timeout=READY_TIMEOUT,
+                check=False,
+                **as_server,
+            )  # fmt: skip
+            assert initdb.returncode == 0, f"initdb failed:\n{log()}"
+            server = subprocess.Popen(
+                [
+                    str(bin_dir / "postgres"),
+                    "-D", str(data_dir),
+                    "-k", str(directory),
+                    "-p", str(port),
+                    "-F",
+                    "-c", "listen_addresses=",
+                    "-c", "max_connections=200",
+                    "-c", "shared_buffers=16MB",
+                    "-c", "full_page_writes=off",
+                    "-c", "synchronous_commit=off",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                # Its own process group: a Ctrl-C in the terminal is not a shutdown.
+                start_new_session=True,
+                **as_server,
+            )  # fmt: skip
+        ready = [
+            str(bin_dir / "pg_isready"),
+            "--quiet",
+            "--host", str(directory),
+            "--port", str(port),
+            "--username", superuser,
+            "--dbname", "postgres",
+        ]  # fmt: skip
+        deadline = time.monotonic() + READY_TIMEOUT
+        while subprocess.run(ready, env=env, check=False).returncode != 0:
+            assert server.poll() is None, f"postgres exited:\n{log()}"
+            assert time.monotonic() < deadline, f"postgres did not start:\n{log()}"
+            time.sleep(0.02)
+        setup = subprocess.run(
+            [
+                str(bin_dir / "psql"),
+                "--no-psqlrc",
+                "--quiet",
+                "--host", str(directory),
+                "--port", str(port),
+                "--username", superuser,
+                "--dbname", "postgres",
+                "--set", "ON_ERROR_STOP=1",
+                "--command", f'CREATE ROLE "{user}" LOGIN CREATEDB',
+                "--command", f'CREATE DATABASE "{database}" OWNER "{user}"',
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=READY_TIMEOUT,
+            check=False,
+        )  # fmt: skip
+        assert setup.returncode == 0, f"psql failed: {setup.stderr.decode()}"
+        yield Postgres(
+            socket_dir=directory,
+            port=port,
+            user=user,
+            database=database,
+            superuser=superuser,
+            pid=server.pid,
+            directory=directory,
+        )
+    finally:
+        if server is not None:
+            # SIGINT is PostgreSQL's fast shutdown: sessions are ended, not awaited.
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(timeout=EXIT_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=EXIT_TIMEOUT)
+            # Backends orphaned by a postmaster killed first are still in the group.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(server.pid, signal.SIGKILL)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def backend_pids(pg: Postgres, database: str | None = None) -> set[int]:
+    """The PIDs of the client backends connected to ``database`` (default: pg's).
+
+    Queried from ``pg_stat_activity`` as the superuser, over a connection of its
+    own that is left out. A backend whose client disconnected lingers for a moment.
+    """
+    import psycopg  # the test extra's driver: imported here, for these tests only
+
+    with psycopg.connect(
+        pg.conninfo(database="postgres", user=pg.superuser), autocommit=True
+    ) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = %s AND backend_type = 'client backend'"
+            " AND pid <> pg_backend_pid()",
+            (database or pg.database,),
+        ).fetchall()
+    return {pid for (pid,) in rows}
