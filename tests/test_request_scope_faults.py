@@ -8,7 +8,6 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +15,7 @@ from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from dependency_injector import containers
 from django.contrib.auth.models import Group
-from django.core.management import call_command
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncRequestFactory, RequestFactory, override_settings
 
@@ -27,6 +25,7 @@ from lifespan_di.handler import LifespanASGIHandler
 from lifespan_di.middleware import LifespanStateMiddleware
 from lifespan_di.providers import RequestResource
 from lifespan_di.testing import LifespanAsyncClient
+from tests.conftest import forget_connection
 from tests.project import scope_urls
 from tests.test_request_scope import TIMEOUT, Log, http_scope, recorded_generator
 
@@ -124,37 +123,6 @@ class TestScopeEndsWithTheRequest:
         with pytest.raises(RequestScopeError, match="request has ended"):
             kept[0].run(resource)
         assert log.events == []
-
-
-@pytest.fixture
-def sqlite_db(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    django_db_blocker: Any,
-) -> Iterator[None]:
-    """A migrated SQLite database file as ``default``, for this test only.
-
-    The test project has no database (a configured one would change what
-    ``runserver`` and ``request_finished`` do in every other test), and pytest-django's
-    own database setup would need one in the settings.
-    """
-    database = {
-        **connections.settings[DEFAULT_DB_ALIAS],
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": str(tmp_path / "db.sqlite3"),
-    }
-    monkeypatch.setitem(connections.settings, DEFAULT_DB_ALIAS, database)
-    forget_connection()
-    with django_db_blocker.unblock():
-        call_command("migrate", verbosity=0)
-        yield
-        forget_connection()
-
-
-def forget_connection() -> None:
-    """Close and drop this thread's ``default`` connection (made now if none)."""
-    connections[DEFAULT_DB_ALIAS].close()
-    del connections[DEFAULT_DB_ALIAS]
 
 
 async def saved(name: str) -> bool:

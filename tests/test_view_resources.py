@@ -36,11 +36,7 @@ from lifespan_di.view_resources import closing_view_resources
 from tests.project import view_urls
 from tests.project.view_urls import EVENTS
 from tests.test_request_scope import TIMEOUT, http_scope
-from tests.test_request_scope_faults import (
-    SCOPE_URLS,
-    saved,
-    sqlite_db,  # noqa: F401 - a fixture
-)
+from tests.test_request_scope_faults import SCOPE_URLS, saved
 
 VIEW_URLS = "tests.project.view_urls"
 
