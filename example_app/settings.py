@@ -14,6 +14,7 @@ LIFESPAN_DI = {
     "CONTAINER": "example_app.containers.Container",
     "STARTUP_TIMEOUT": 10.0,
     "SHUTDOWN_TIMEOUT": 10.0,
+    "REQUEST_THREADS": 8,  # long-lived request threads: docs/configuration.md
 }
 # --8<-- [end:settings]
 ROOT_URLCONF = "example_app.urls"

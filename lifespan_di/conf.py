@@ -15,6 +15,8 @@ from django.utils.module_loading import import_string
 from lifespan_di.core.lifespan import ContainerLifespan, running_lifespan
 from lifespan_di.core.timeouts import valid_timeout
 from lifespan_di.exceptions import ConfigurationError
+from lifespan_di.problems import Problem
+from lifespan_di.request_threads import request_threads_problems
 
 __all__ = [
     "LifespanDISettings",
@@ -31,7 +33,13 @@ __all__ = [
 SETTING = "LIFESPAN_DI"
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_HEALTH_CHECK_TIMEOUT = 1.0
-KEYS = ("CONTAINER", "STARTUP_TIMEOUT", "SHUTDOWN_TIMEOUT", "HEALTH_CHECK_TIMEOUT")
+KEYS = (
+    "CONTAINER",
+    "STARTUP_TIMEOUT",
+    "SHUTDOWN_TIMEOUT",
+    "HEALTH_CHECK_TIMEOUT",
+    "REQUEST_THREADS",
+)
 EXAMPLE = '{"CONTAINER": "myproject.containers.Container"}'
 
 
@@ -46,34 +54,15 @@ class LifespanDISettings:
         shutdown_timeout: Seconds each resource's teardown may take; ``None``: no bound.
         health_check_timeout: Seconds the health checks of one ``ready/`` request
             may take together.
+        request_threads: How many long-lived threads to lend requests; ``None``:
+            a new thread per request, as Django does (``lifespan_di.request_threads``).
     """
 
     container: object
     startup_timeout: float | None = DEFAULT_TIMEOUT
     shutdown_timeout: float | None = DEFAULT_TIMEOUT
     health_check_timeout: float = DEFAULT_HEALTH_CHECK_TIMEOUT
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A problem that fails the startup, reported as a system check or raised.
-
-    Each ``id`` stands for one problem; docs/configuration.md lists them.
-    """
-
-    id: str
-    msg: str
-    hint: str = ""
-
-    def __str__(self) -> str:
-        hint = f" {self.hint}" if self.hint else ""
-        return f"{self.msg}{hint} ({self.id})"
-
-    def error(self) -> ConfigurationError:
-        """Return the problem as an exception, with its hint and check id."""
-        error = ConfigurationError(str(self))
-        error.check_id = self.id
-        return error
+    request_threads: int | None = None
 
 
 def settings_problems(*, required: bool = True) -> list[Problem]:
@@ -121,7 +110,7 @@ def settings_problems(*, required: bool = True) -> list[Problem]:
                 f"Set LIFESPAN_DI = {EXAMPLE}.",
             )
         )
-    return problems + _timeout_problems(raw)
+    return problems + _timeout_problems(raw) + request_threads_problems(raw)
 
 
 def _timeout_problems(raw: dict[str, Any]) -> list[Problem]:
@@ -169,6 +158,7 @@ def get_settings() -> LifespanDISettings:
         health_check_timeout=raw.get(
             "HEALTH_CHECK_TIMEOUT", DEFAULT_HEALTH_CHECK_TIMEOUT
         ),
+        request_threads=raw.get("REQUEST_THREADS"),
     )
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
+from asgiref.sync import ThreadSensitiveContext
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, LifespanScope
 from dependency_injector import containers
 from django.core.exceptions import RequestAborted
@@ -21,7 +22,9 @@ from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse
 
 from lifespan_di.compat.django_asgi_lifespan import asgi_shutdown, asgi_startup
+from lifespan_di.conf import container_configured, get_settings
 from lifespan_di.core.lifespan import ContainerLifespan
+from lifespan_di.exceptions import ConfigurationError
 from lifespan_di.lifespan_answers import (
     Failed,
     describe,
@@ -30,6 +33,7 @@ from lifespan_di.lifespan_answers import (
     startup_failed,
 )
 from lifespan_di.preflight import prepare_lifespan
+from lifespan_di.request_threads import RequestThreads
 from lifespan_di.scope import (
     current_scope,
     enter_scope,
@@ -67,12 +71,31 @@ class LifespanASGIHandler(ASGIHandler):
         """The lifespan this handler runs; when none runs, the last one it tried."""
         self.startup_error: Exception | None = None
         """Why the last startup failed, if it did (test clients re-raise it)."""
+        self.request_threads: RequestThreads | None = None
+        """The threads lent to requests (``REQUEST_THREADS``), if the setting asks."""
+        self._threads_read = False
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             await self.handle_lifespan(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        if not self._threads_read:
+            self._read_request_threads()
+        threads = self.request_threads
+        if threads is None or scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        thread = threads.lease()
+        try:
+            # Django's own __call__, with the leased thread for the request's
+            # thread-sensitive work instead of a new one.
+            async with ThreadSensitiveContext(executor=thread):
+                await self.handle(scope, receive, send)
+        finally:
+            if thread.pooled:
+                thread.give_back()
+            else:
+                await threads.retire(thread)
 
     # --- the lifespan protocol ------------------------------------------------------
 
@@ -89,6 +112,7 @@ class LifespanASGIHandler(ASGIHandler):
         if message["type"] != "lifespan.startup":
             await send(refusal(message["type"], running=False))
             return
+        self._read_request_threads()
         try:
             async with self._resources(scope):
                 await send({"type": "lifespan.startup.complete"})
@@ -98,6 +122,8 @@ class LifespanASGIHandler(ASGIHandler):
             if failure.interrupt is not None:
                 raise failure.interrupt from None
             return
+        finally:
+            await self._close_request_threads()
         if message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
         else:
@@ -146,6 +172,23 @@ class LifespanASGIHandler(ASGIHandler):
             raise shutdown_failed(message, stop) from error
         if failure is not None:
             raise shutdown_failed(failure)
+
+    def _read_request_threads(self) -> None:
+        """Lend requests threads of a pool if ``REQUEST_THREADS`` asks for one."""
+        self._threads_read = True
+        size = None
+        if container_configured():
+            with suppress(ConfigurationError):  # reported by checks and the startup
+                size = get_settings().request_threads
+        if self.request_threads is None or self.request_threads.size != size:
+            self.request_threads = None if size is None else RequestThreads(size)
+
+    async def _close_request_threads(self) -> None:
+        """Close the pooled threads' database connections, in each; end the threads."""
+        threads, self.request_threads = self.request_threads, None
+        self._threads_read = False
+        if threads is not None:
+            await threads.aclose()
 
     # --- HTTP requests, each in its request scope -----------------------------------
 

@@ -44,6 +44,14 @@ STATICFILES_DIRS = [{static_dir!r}]
 """
 
 
+THREADS_SETTINGS = """\
+from tests.project.settings import *  # noqa: F403
+from tests.project.settings import LIFESPAN_DI
+
+LIFESPAN_DI = {**LIFESPAN_DI, "REQUEST_THREADS": 2}
+"""
+
+
 class Runserver:
     """One ``python -m django runserver 127.0.0.1:0`` process of the test project.
 
@@ -163,6 +171,22 @@ def static_settings(tmp_path: Path) -> Path:
     module = tmp_path / "static_settings.py"
     module.write_text(STATIC_SETTINGS.format(static_dir=str(static_dir)), "utf-8")
     return module
+
+
+@pytest.mark.e2e
+def test_runserver_lends_request_threads_as_the_servers_do(
+    launch: Callable[..., Runserver], tmp_path: Path
+) -> None:
+    """With REQUEST_THREADS, runserver's sync views run on its long-lived threads."""
+    (tmp_path / "threads_settings.py").write_text(THREADS_SETTINGS, "utf-8")
+    server = launch("--noreload", settings="threads_settings")
+
+    with httpx.Client(base_url=server.wait_ready(server.port())) as client:
+        names = [client.get(f"/threads/sync/?id={n}").json()["name"] for n in range(3)]
+
+    # A request may come before the previous one gave its thread back: then it
+    # gets the second.
+    assert set(names) <= {"lifespan_di-request-1_0", "lifespan_di-request-2_0"}
 
 
 def assert_started_then_stopped(records: list[str], times: int = 1) -> None:

@@ -12,12 +12,18 @@ import contextvars
 import logging
 import threading
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import pytest
-from asgiref.sync import iscoroutinefunction, sync_to_async
+from asgiref.sync import (
+    SyncToAsync,
+    ThreadSensitiveContext,
+    iscoroutinefunction,
+    sync_to_async,
+)
 from channels.auth import AuthMiddlewareStack
 from channels.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
 from channels.middleware import BaseMiddleware
@@ -613,6 +619,41 @@ class TestAsgiref:
 
         assert seen is loop
         assert elsewhere == [None]
+
+    async def test_a_context_with_an_executor_runs_its_block_there_and_keeps_it(
+        self,
+    ) -> None:
+        """ThreadSensitiveContext(executor=...) (asgiref 3.13) sends the block's
+        thread-sensitive calls to that executor and leaves it running afterwards."""
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="given")
+
+        def name() -> str:
+            return threading.current_thread().name
+
+        try:
+            async with ThreadSensitiveContext(executor=executor):
+                inside = await sync_to_async(name)()
+            again = executor.submit(name).result(TIMEOUT)
+        finally:
+            executor.shutdown()
+
+        assert inside.startswith("given")
+        assert again == inside
+
+    async def test_django_handles_a_request_in_a_thread_sensitive_context(
+        self,
+    ) -> None:
+        """ASGIHandler.__call__ runs handle() in a new ThreadSensitiveContext, which
+        LifespanASGIHandler replaces by one with a leased executor."""
+        seen: list[object] = []
+
+        class Recording(ASGIHandler):
+            async def handle(self, scope: Any, receive: Any, send: Any) -> None:
+                seen.append(SyncToAsync.thread_sensitive_context.get(None))
+
+        await Recording()({"type": "http"}, None, None)
+
+        assert isinstance(seen[0], ThreadSensitiveContext)
 
 
 class TestChannels:

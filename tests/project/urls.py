@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tests.project import request_views, views
+from tests.project import request_views, thread_views, views
 
 urlpatterns = [
     path("async-inject/", views.async_inject),
@@ -16,4 +16,8 @@ urlpatterns = [
     path("request/async-fail/", request_views.async_failing_view),
     path("request/stream/", request_views.stream_view),
     path("load/", request_views.load_view),
+    path("threads/sync/", thread_views.sync_view),
+    path("threads/async/", thread_views.async_view),
+    path("threads/connection/", thread_views.connection_view),
+    path("threads/atomic/", thread_views.atomic_view),
 ]
