@@ -20,7 +20,7 @@ from lifespan_di import (
     with_lifespan,
 )
 from lifespan_di.core.lifespan import RUNTIME
-from lifespan_di.core.loop import LoopThread
+from lifespan_di.core.loop import LoopThread, run_on
 from lifespan_di.exceptions import (
     ConfigurationError,
     LifespanNotRunningError,
@@ -161,6 +161,52 @@ def test_loop_thread_close_is_idempotent() -> None:
     loop_thread.close()
 
     assert loop_thread.loop.is_closed()
+
+
+@pytest.mark.parametrize("scheduled", [True, False])
+def test_an_interrupt_while_scheduling_still_cancels_and_waits(scheduled: bool) -> None:
+    """Ctrl-C landing as run_on() hands over the coroutine: it is cancelled and its
+    cleanup has ended when the interrupt is raised; if it never started, no wait."""
+    loop_thread = LoopThread()
+    events: list[str] = []
+    started = threading.Event()
+
+    async def body() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        finally:
+            await asyncio.sleep(0.05)
+            events.append("cleaned up")
+
+    class Interrupting:
+        """The loop, whose call_soon_threadsafe is interrupted once."""
+
+        interrupted = False
+
+        def call_soon_threadsafe(self, callback: Any) -> None:
+            if not self.interrupted:
+                self.interrupted = True
+                if scheduled:  # and running, as a body that printed "ready"
+                    loop_thread.loop.call_soon_threadsafe(callback)
+                    assert started.wait(5)
+                raise KeyboardInterrupt
+            loop_thread.loop.call_soon_threadsafe(callback)
+
+        def create_task(self, coroutine: Any, **kwargs: Any) -> Any:
+            return loop_thread.loop.create_task(coroutine, **kwargs)
+
+    coroutine = body()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_on(Interrupting(), coroutine)  # type: ignore[arg-type]
+        when_raised = list(events)
+    finally:
+        if not scheduled:
+            coroutine.close()
+        loop_thread.close()
+
+    assert when_raised == (["cleaned up"] if scheduled else [])
 
 
 class TestRunningLifespan:

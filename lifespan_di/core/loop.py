@@ -85,12 +85,20 @@ def run_on(
         task.add_done_callback(functools.partial(_settle, outcome))
         tasks.append(task)
 
-    loop.call_soon_threadsafe(create_task)
+    def cancel() -> None:
+        # Runs after create_task() if that was scheduled (the loop keeps their
+        # order): an interrupt may come just before or just after it was.
+        if tasks:
+            tasks[0].cancel()
+        elif not outcome.done():
+            outcome.set_exception(asyncio.CancelledError())
+
     try:
+        loop.call_soon_threadsafe(create_task)
         return outcome.result()
     except BaseException:
         if not outcome.done():
-            loop.call_soon_threadsafe(lambda: tasks[0].cancel())
+            loop.call_soon_threadsafe(cancel)
             concurrent.futures.wait([outcome])
         raise
 
