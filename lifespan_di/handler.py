@@ -95,7 +95,7 @@ class LifespanASGIHandler(ASGIHandler):
             if thread.pooled:
                 thread.give_back()
             else:
-                await threads.retire(thread)
+                threads.retire(thread)
 
     # --- the lifespan protocol ------------------------------------------------------
 

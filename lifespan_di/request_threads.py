@@ -96,10 +96,13 @@ class RequestThreads:
         self._created.append(thread)
         return thread
 
-    async def retire(self, thread: _RequestThread) -> None:
-        """End a thread lent past ``size``, once its request has ended."""
-        # After whatever the request left running there (a single worker).
-        await asyncio.get_running_loop().run_in_executor(thread, connections.close_all)
+    def retire(self, thread: _RequestThread) -> None:
+        """End a thread lent past ``size``, once its request has ended.
+
+        It closes its database connections and exits after whatever the request
+        left running there (a single worker); the request does not wait for it.
+        """
+        thread.submit(connections.close_all)
         thread.shutdown(wait=False)
 
     async def aclose(self) -> None:
