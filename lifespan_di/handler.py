@@ -112,7 +112,8 @@ class LifespanASGIHandler(ASGIHandler):
         if message["type"] != "lifespan.startup":
             await send(refusal(message["type"], running=False))
             return
-        self._read_request_threads()
+        if not self._threads_read:
+            self._read_request_threads()
         try:
             async with self._resources(scope):
                 await send({"type": "lifespan.startup.complete"})
@@ -174,14 +175,17 @@ class LifespanASGIHandler(ASGIHandler):
             raise shutdown_failed(failure)
 
     def _read_request_threads(self) -> None:
-        """Lend requests threads of a pool if ``REQUEST_THREADS`` asks for one."""
+        """Lend requests threads of a pool if ``REQUEST_THREADS`` asks for one.
+
+        Read once, at the lifespan startup or the first request, until the lifespan
+        shutdown closes the pool.
+        """
         self._threads_read = True
-        size = None
         if container_configured():
             with suppress(ConfigurationError):  # reported by checks and the startup
                 size = get_settings().request_threads
-        if self.request_threads is None or self.request_threads.size != size:
-            self.request_threads = None if size is None else RequestThreads(size)
+                if size is not None:
+                    self.request_threads = RequestThreads(size)
 
     async def _close_request_threads(self) -> None:
         """Close the pooled threads' database connections, in each; end the threads."""

@@ -27,6 +27,7 @@ from lifespan_di.handler import LifespanASGIHandler
 from lifespan_di.request_threads import RequestThreads
 from tests.project import thread_views
 from tests.test_handler import TIMEOUT, Lifespan
+from tests.test_request_scope import http_scope
 from tests.test_request_scope_faults import saved
 
 POOLED = "lifespan_di-request-"
@@ -60,22 +61,6 @@ async def pooled() -> AsyncIterator[LifespanASGIHandler]:
         yield handler
         if handler.request_threads is not None:
             await handler.request_threads.aclose()
-
-
-def http_scope(path: str, query: bytes) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query,
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
 
 
 async def fetch(app: Any, url: str) -> tuple[int, dict[str, Any]]:
