@@ -7,11 +7,14 @@ a script's directory first on ``sys.path``).
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import platform
+import re
 import statistics
+import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,3 +156,94 @@ class LifespanDriver:
         assert self._task is not None
         await self._task
         return elapsed
+
+
+# --- interleaved in-process measurements --------------------------------------------
+
+Batch = Callable[[int], Awaitable[float]]
+"""Serve or call ``n`` times; return µs per call."""
+Samples = dict[str, list[float]]
+
+
+async def measure(
+    batches: dict[str, Batch], rounds: int, size: int, chunk: int, warmup: int
+) -> Samples:
+    """Run ``size`` calls of every variant per round, alternating every ``chunk``.
+
+    Each variant first runs ``warmup`` calls. The order of the variants rotates from
+    chunk to chunk, and the garbage collector is off while measuring.
+    """
+    for batch in batches.values():
+        await batch(warmup)
+    samples: Samples = {name: [] for name in batches}
+    names = list(batches)
+    chunks = max(size // chunk, 1)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            totals = dict.fromkeys(names, 0.0)
+            for index in range(chunks):
+                shift = index % len(names)
+                for name in [*names[shift:], *names[:shift]]:
+                    totals[name] += await batches[name](chunk)
+            for name in names:
+                samples[name].append(totals[name] / chunks)
+    finally:
+        gc.enable()
+    return samples
+
+
+# --- load over HTTP -------------------------------------------------------------------
+
+
+def pin(cpu: int) -> None:
+    """Run this process on ``cpu`` only (before exec, in a child: ``preexec_fn``)."""
+    os.sched_setaffinity(0, {cpu})
+
+
+@dataclass(frozen=True)
+class WrkRun:
+    """What one wrk run printed."""
+
+    requests: int
+    requests_per_s: float
+    p99_ms: float
+    errors: int
+    """Non-2xx/3xx responses and socket errors."""
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def run_wrk(url: str, duration: float, connections: int, cpu: int) -> WrkRun:
+    """One bounded ``wrk -t1 --latency`` run pinned to ``cpu``, read."""
+    result = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration:g}s",
+            "--latency",
+            "--timeout",
+            "5s",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 30,
+        check=True,
+        preexec_fn=lambda: pin(cpu),  # the parent's other threads hold no lock
+    )
+    out = result.stdout
+    total = re.search(r"(\d+) requests in", out)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+    if rps is None or p99 is None or total is None:
+        msg = f"Cannot read wrk's output:\n{out}"
+        raise RuntimeError(msg)
+    errors = sum(
+        int(n)
+        for n in re.findall(r"(?:Non-2xx or 3xx responses|Socket errors).*?(\d+)", out)
+    )
+    return WrkRun(int(total[1]), float(rps[1]), float(p99[1]) * _UNITS[p99[2]], errors)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -43,7 +42,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import verdict
+from _common import pin, run_wrk, verdict
 
 TARGET_RATIO = 0.97
 BENCHMARKS = Path(__file__).resolve().parent
@@ -89,10 +88,6 @@ class Load:
     requests_per_s: float
     p99_ms: float
     errors: int
-
-
-def pin(cpu: int) -> None:
-    os.sched_setaffinity(0, {cpu})
 
 
 @contextmanager
@@ -164,39 +159,10 @@ def wait_ready(server: Server, log: Path) -> None:
     raise RuntimeError(msg)
 
 
-UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
 def wrk(url: str, duration: float, connections: int, cpu: int) -> Load:
     """One bounded wrk run; return requests/s and the p99 latency in ms."""
-    result = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{duration:g}s",
-            "--latency",
-            "--timeout",
-            "5s",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=duration + 30,
-        check=True,
-        preexec_fn=lambda: pin(cpu),  # the parent has one thread
-    )
-    out = result.stdout
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
-    if rps is None or p99 is None:
-        msg = f"Cannot read wrk's output:\n{out}"
-        raise RuntimeError(msg)
-    errors = sum(
-        int(n)
-        for n in re.findall(r"(?:Non-2xx or 3xx responses|Socket errors).*?(\d+)", out)
-    )
-    return Load(float(rps[1]), float(p99[1]) * UNITS[p99[2]], errors)
+    run = run_wrk(url, duration, connections, cpu)
+    return Load(run.requests_per_s, run.p99_ms, run.errors)
 
 
 def main() -> int:

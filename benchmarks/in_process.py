@@ -51,17 +51,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import io
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
 
-from _common import LifespanDriver, Paired, environment, http_scope, pair, serve
+from _common import (
+    Batch,
+    LifespanDriver,
+    Paired,
+    Samples,
+    environment,
+    http_scope,
+    measure,
+    pair,
+    serve,
+)
 from _common import verdict as verdict_of
 from _project import single_urlconf
 from django.conf import settings
@@ -69,7 +77,6 @@ from django.conf import settings
 TARGET_US = 2.0
 """The most LifespanStateMiddleware + a state read may add per request."""
 
-Batch = Callable[[int], Awaitable[float]]
 """Serve ``n`` requests; return µs per request."""
 
 
@@ -165,34 +172,6 @@ def core_requests(app: Any, path: str, state: dict[str, Any]) -> Batch:
     return run
 
 
-Samples = dict[str, list[float]]
-
-
-async def measure(
-    batches: dict[str, Batch], rounds: int, size: int, chunk: int
-) -> Samples:
-    """Run ``size`` requests of every variant per round, alternating every ``chunk``."""
-    for batch in batches.values():  # warm-up
-        await batch(max(size // 10, 2))
-    samples: Samples = {name: [] for name in batches}
-    names = list(batches)
-    chunks = max(size // chunk, 1)
-    gc.collect()
-    gc.disable()
-    try:
-        for _ in range(rounds):
-            totals = dict.fromkeys(names, 0.0)
-            for index in range(chunks):
-                shift = index % len(names)
-                for name in [*names[shift:], *names[:shift]]:
-                    totals[name] += await batches[name](chunk)
-            for name in names:
-                samples[name].append(totals[name] / chunks)
-    finally:
-        gc.enable()
-    return samples
-
-
 def report(title: str, samples: Samples) -> dict[str, Paired]:
     print()
     print(title)
@@ -256,13 +235,13 @@ async def run(rounds: int, scale: float) -> tuple[bool, dict[str, Any]]:
         whole_results = report(
             f"1. Whole requests, app(scope, receive, send) "
             f"({rounds} rounds x {whole_size} requests)",
-            await measure(whole, rounds, whole_size, chunk=10),
+            await measure(whole, rounds, whole_size, 10, max(whole_size // 10, 2)),
         )
         passed = print_targets(whole_results)
         core_results = report(
             f"2. Handler core, no thread layer ({rounds} rounds x {core_size} "
             "requests)",
-            await measure(core, rounds, core_size, chunk=50),
+            await measure(core, rounds, core_size, 50, max(core_size // 10, 2)),
         )
         passed = print_targets(core_results) and passed
     finally:

@@ -58,17 +58,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import statistics
 import sys
 import types
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from time import perf_counter_ns
 from typing import Any
 
 import django
-from _common import environment, serve
+from _common import Batch, Samples, environment, measure, serve
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from dependency_injector import containers
 from django.conf import settings
@@ -206,7 +205,6 @@ PATHS = {
 }
 
 View = Callable[[HttpRequest], Any]
-Batch = Callable[[int], Awaitable[float]]
 
 
 # --- 1. lifespan_di's work per request ---------------------------------------------
@@ -279,30 +277,6 @@ CHUNK = 50
 that the other processes of a shared machine slow all of them alike."""
 
 
-async def measure(batches: dict[str, Batch], rounds: int, size: int) -> Samples:
-    for batch in batches.values():  # warm-up
-        await batch(max(size // 10, 10))
-    samples: Samples = {name: [] for name in batches}
-    names = list(batches)
-    chunks = max(size // CHUNK, 1)
-    gc.disable()
-    try:
-        for _ in range(rounds):
-            totals = dict.fromkeys(names, 0.0)
-            for chunk in range(chunks):
-                shift = chunk % len(names)
-                for name in [*names[shift:], *names[:shift]]:
-                    totals[name] += await batches[name](CHUNK)
-            for name in names:
-                samples[name].append(totals[name] / chunks)
-    finally:
-        gc.enable()
-    return samples
-
-
-Samples = dict[str, list[float]]
-
-
 def report(title: str, samples: Samples, *, check: bool) -> bool:
     print()
     print(title)
@@ -355,13 +329,13 @@ async def run(rounds: int, scale: float) -> bool:
                 whole[f"{label}: {lifetime}"] = request_calls(app, PATHS[mine], state)
         passed = report(
             f"1. lifespan_di's work per request ({rounds} rounds x {calls} calls)",
-            await measure(work, rounds, calls),
+            await measure(work, rounds, calls, CHUNK, max(calls // 10, 10)),
             check=True,
         )
         report(
             f"2. Whole requests through LifespanASGIHandler ({rounds} rounds x "
             f"{requests} requests)",
-            await measure(whole, rounds, requests),
+            await measure(whole, rounds, requests, CHUNK, max(requests // 10, 10)),
             check=False,
         )
     return passed

@@ -52,12 +52,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import http.client
 import importlib.util
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -67,7 +65,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +73,18 @@ from time import perf_counter_ns
 from types import ModuleType
 from typing import Any
 
-from _common import LifespanDriver, environment, pair, serve, verdict
+from _common import (
+    Batch,
+    LifespanDriver,
+    Samples,
+    environment,
+    measure,
+    pair,
+    pin,
+    run_wrk,
+    serve,
+    verdict,
+)
 
 BENCHMARKS = Path(__file__).resolve().parent
 REPO_ROOT = BENCHMARKS.parent
@@ -92,14 +101,7 @@ GONE_TIMEOUT = 10.0
 BACKENDS_CONCURRENCY = 32
 
 
-def pin(cpu: int) -> None:
-    os.sched_setaffinity(0, {cpu})
-
-
 # --- 1. In process ----------------------------------------------------------------
-
-Batch = Callable[[int], Awaitable[float]]
-"""Serve ``n`` requests; return µs per request."""
 
 
 def head_handler_module() -> ModuleType | None:
@@ -152,34 +154,6 @@ def concurrent_batch(app: Any, path: str, state: dict[str, Any]) -> Batch:
         return (perf_counter_ns() - start) / (groups * CONCURRENT) / 1000
 
     return run
-
-
-Samples = dict[str, list[float]]
-
-
-async def measure(
-    batches: dict[str, Batch], rounds: int, size: int, chunk: int
-) -> Samples:
-    """Run ``size`` requests of every variant per round, alternating every ``chunk``."""
-    for batch in batches.values():  # warm-up
-        await batch(max(size // 10, chunk))
-    samples: Samples = {name: [] for name in batches}
-    names = list(batches)
-    chunks = max(size // chunk, 1)
-    gc.collect()
-    gc.disable()
-    try:
-        for _ in range(rounds):
-            totals = dict.fromkeys(names, 0.0)
-            for index in range(chunks):
-                shift = index % len(names)
-                for name in [*names[shift:], *names[:shift]]:
-                    totals[name] += await batches[name](chunk)
-            for name in names:
-                samples[name].append(totals[name] / chunks)
-    finally:
-        gc.enable()
-    return samples
 
 
 def in_process_report(
@@ -264,7 +238,9 @@ async def in_process(rounds: int, scale: float) -> tuple[list[tuple[bool, str]],
                 for name, app in apps.items()
                 for kind in kinds
             }
-            samples = await measure(batches, rounds, size, chunk)
+            samples = await measure(
+                batches, rounds, size, chunk, max(size // 10, chunk)
+            )
             results[mode] = in_process_report(
                 f"1. In process, whole requests, {mode} "
                 f"({rounds} rounds x {size} requests)",
@@ -548,46 +524,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
 def wrk(url: str, duration: float, connections: int, cpu: int, pid: int) -> Load:
     """One bounded wrk run against server ``pid``: requests/s, p99 in ms, its CPU."""
     cpu_before, start = cpu_seconds(pid), time.monotonic()
-    result = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{duration:g}s",
-            "--latency",
-            "--timeout",
-            "5s",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=duration + 30,
-        check=True,
-        preexec_fn=lambda: pin(cpu),
-    )
+    run = run_wrk(url, duration, connections, cpu)
     cpu_used, wall = cpu_seconds(pid) - cpu_before, time.monotonic() - start
-    out = result.stdout
-    total = re.search(r"(\d+) requests in", out)
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
-    if rps is None or p99 is None or total is None:
-        msg = f"Cannot read wrk's output:\n{out}"
-        raise RuntimeError(msg)
-    errors = sum(
-        int(n)
-        for n in re.findall(r"(?:Non-2xx or 3xx responses|Socket errors).*?(\d+)", out)
-    )
     return Load(
-        float(rps[1]),
-        float(p99[1]) * UNITS[p99[2]],
-        errors,
-        cpu_used / max(int(total[1]), 1) * 1e6,
+        run.requests_per_s,
+        run.p99_ms,
+        run.errors,
+        cpu_used / max(run.requests, 1) * 1e6,
         cpu_used / wall,
     )
 
