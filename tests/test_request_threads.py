@@ -185,8 +185,12 @@ class TestDatabaseConnections:
             ]
             pooled = [a for a in answers if a["name"].startswith(POOLED)]
             assert (len(overflow), len(pooled)) == (2, 1)
-            # Closed by the thread itself once the request has ended.
-            await wait_until(lambda: all(is_closed(raw[a["id"]]) for a in overflow))
+            # Closed by the thread itself once the request has ended; probed only
+            # after that thread has exited: sqlite3 crashes when one thread uses a
+            # connection while another closes it.
+            ended = {(a["thread"], a["name"]) for a in overflow}
+            await wait_until(lambda: not ended & alive_threads())
+            assert all(is_closed(raw[a["id"]]) for a in overflow)
             assert not is_closed(raw[pooled[0]["id"]])
             assert handler.request_threads is not None
             await handler.request_threads.aclose()
@@ -332,7 +336,11 @@ def is_closed(raw: Any) -> bool:
 
 
 def alive_thread_names() -> set[str]:
-    return {thread.name for thread in threading.enumerate()}
+    return {name for _, name in alive_threads()}
+
+
+def alive_threads() -> set[tuple[int | None, str]]:
+    return {(thread.ident, thread.name) for thread in threading.enumerate()}
 
 
 async def wait_until(condition: Any, within: float = 5.0) -> None:
