@@ -20,6 +20,7 @@ uvicorn serves them with ``--app-dir benchmarks --factory _threads_project:bare_
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import Any
@@ -117,6 +118,11 @@ def setup() -> None:
         LOGGING_CONFIG=None,
     )
     django.setup(set_prefix=False)
+    # The pool's report at shutdown (requests past REQUEST_THREADS, the peak) goes to
+    # the server's log, where request_threads.py reads it.
+    logger = logging.getLogger("lifespan_di")
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(logging.StreamHandler())
 
 
 def bare_app() -> ASGIHandler:

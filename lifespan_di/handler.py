@@ -35,6 +35,7 @@ from lifespan_di.lifespan_answers import (
 from lifespan_di.preflight import prepare_lifespan
 from lifespan_di.request_threads import RequestThreads
 from lifespan_di.scope import (
+    CURRENT,
     current_scope,
     enter_scope,
     exit_scope,
@@ -76,26 +77,46 @@ class LifespanASGIHandler(ASGIHandler):
         self._threads_read = False
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Answer lifespan scopes; serve HTTP ones as Django does, each in its scope.
+
+        Django's own ``__call__`` is inlined (every frame on a request's stack costs
+        it at each resumption): a ``ThreadSensitiveContext``, with the thread lent by
+        ``REQUEST_THREADS`` if set, around ``handle()``. Inside it, the request
+        scope: ``send_response`` closes it once the body is sent; it is closed here
+        if the response never was (client gone, Django raised), and always ended
+        here, so that a task the view left running cannot open request resources.
+        """
         if scope["type"] == "lifespan":
             await self.handle_lifespan(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)  # Django refuses it
             return
         if not self._threads_read:
             self._read_request_threads()
         threads = self.request_threads
-        if threads is None or scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
-        thread = threads.lease()
+        thread = None if threads is None else threads.lease()
         try:
-            # Django's own __call__, with the leased thread for the request's
-            # thread-sensitive work instead of a new one.
-            async with ThreadSensitiveContext(executor=thread):
-                await self.handle(scope, receive, send)
+            async with (
+                ThreadSensitiveContext()
+                if thread is None
+                else ThreadSensitiveContext(executor=thread)
+            ):
+                request_scope, token = enter_scope()
+                try:
+                    await self.handle(scope, receive, send)
+                except BaseException as error:
+                    await request_scope.aclose(error)
+                    raise
+                else:
+                    if request_scope.open:
+                        await request_scope.aclose(request_scope.outcome())
+                finally:
+                    request_scope.end()
+                    exit_scope(token)
         finally:
-            if thread.pooled:
-                thread.give_back()
-            else:
-                threads.retire(thread)
+            if threads is not None and thread is not None:
+                threads.release(thread)
 
     # --- the lifespan protocol ------------------------------------------------------
 
@@ -196,26 +217,6 @@ class LifespanASGIHandler(ASGIHandler):
 
     # --- HTTP requests, each in its request scope -----------------------------------
 
-    async def handle(self, scope: Any, receive: Any, send: Any) -> None:
-        """Serve one HTTP request inside its own request scope.
-
-        ``send_response`` closes the scope once the body is sent; it is closed here
-        if the response never was (client gone, Django raised), and always ended
-        here, so that a task the view left running cannot open request resources.
-        """
-        request_scope, token = enter_scope()
-        try:
-            await super().handle(scope, receive, send)
-        except BaseException as error:
-            await request_scope.aclose(error)
-            raise
-        else:
-            if request_scope.open:
-                await request_scope.aclose(request_scope.outcome())
-        finally:
-            request_scope.end()
-            exit_scope(token)
-
     async def send_response(self, response: Any, send: Any) -> None:
         """Send the response, streamed body included, then close request resources."""
         request_scope = current_scope()
@@ -241,15 +242,17 @@ class LifespanASGIHandler(ASGIHandler):
         Servers answer ``receive()`` with ``http.disconnect`` as soon as the last
         body message is sent, and Django's ``handle`` then cancels the sending of
         the response, which is where the request resources are being closed: a
-        teardown cut half-way could leave a transaction open.
+        teardown cut half-way could leave a transaction open. Django's own method,
+        with that wait, inlined rather than wrapped: every request ends through it.
         """
-        try:
-            await super().listen_for_disconnect(receive)
-        except RequestAborted:
-            request_scope = current_scope()
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            request_scope = CURRENT.get()
             if request_scope is not None and request_scope.response_complete:
                 await request_scope.wait_closed()
-            raise
+            raise RequestAborted()
+        msg = f"Invalid ASGI message after request body: {message['type']}"
+        raise AssertionError(msg)  # Django's assert, which handle() expects
 
     def make_view_atomic(self, view: Any) -> Any:
         """Close ``ViewResource`` instances as the view returns, inside its atomic."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,6 +35,8 @@ from lifespan_di.problems import Problem
 __all__ = ["RequestThreads", "request_threads_problems", "supports_executors"]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("lifespan_di")
 
 
 def supports_executors() -> bool:
@@ -53,7 +56,8 @@ def request_threads_problems(raw: dict[str, Any]) -> list[Problem]:
                 f"LIFESPAN_DI['REQUEST_THREADS'] is {value!r}: it is None (a new "
                 "thread per request, as Django does) or a whole number of threads, "
                 "at least 1.",
-                "Start with 8 (docs/configuration.md says how to size it).",
+                "Start with twice the connections a worker serves at once "
+                '(docs/configuration.md, "Request threads", says how to size it).',
             )
         ]
     if not supports_executors():
@@ -77,26 +81,45 @@ class RequestThreads:
         self._created: list[_RequestThread] = []
         self._idle: list[_RequestThread] = []
         """Idle threads, the most recently used last: its connections are warm."""
+        self.requests = 0
+        """Requests lent a thread so far."""
+        self.overflowed = 0
+        """Requests of those that found all ``size`` threads lent."""
+        self.in_flight = 0
+        self.peak = 0
+        """The most requests that held a thread at once: what ``size`` should cover."""
 
     def lease(self) -> _RequestThread:
         """Lend an idle thread, or a new one; past ``size``, a thread for one request.
 
-        The latter (``pooled`` False) is what Django would create: ``retire()``
-        closes its database connections and ends it, so that none is left behind. A
-        pooled one goes back with its ``give_back()``.
+        The latter (``pooled`` False) is what Django would create: ``release()``
+        closes its database connections and ends it, so that none is left behind.
+        Every thread lent goes back through ``release()``.
         """
+        self.requests += 1
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
         try:
             return self._idle.pop()
         except IndexError:
             pass
         if len(self._created) >= self.size:
+            self.overflowed += 1
             return _RequestThread(None, "lifespan_di-overflow")
         name = f"lifespan_di-request-{len(self._created) + 1}"
         thread = _RequestThread(self._idle.append, name)
         self._created.append(thread)
         return thread
 
-    def retire(self, thread: _RequestThread) -> None:
+    def release(self, thread: _RequestThread) -> None:
+        """Take back a thread whose request has ended (its sync calls may still run)."""
+        self.in_flight -= 1
+        if thread.pooled:
+            thread.give_back()
+        else:
+            self._retire(thread)
+
+    def _retire(self, thread: _RequestThread) -> None:
         """End a thread lent past ``size``, once its request has ended.
 
         It closes its database connections and exits after whatever the request
@@ -116,6 +139,16 @@ class RequestThreads:
         for thread in created:
             await loop.run_in_executor(thread, connections.close_all)
             thread.shutdown(wait=False)
+        if self.requests:
+            logger.log(
+                logging.INFO if self.overflowed else logging.DEBUG,
+                "REQUEST_THREADS: %d of %d requests found all %d request threads "
+                "lent and ran on a new thread each; at most %d held one at once.",
+                self.overflowed,
+                self.requests,
+                self.size,
+                self.peak,
+            )
 
 
 class _RequestThread(ThreadPoolExecutor):
@@ -164,4 +197,4 @@ class _RequestThread(ThreadPoolExecutor):
 
 
 def _not_pooled(thread: _RequestThread) -> None:
-    """Where an overflow thread would go back to: nowhere (``retire()`` ends it)."""
+    """Where an overflow thread would go back to: nowhere (``_retire()`` ends it)."""

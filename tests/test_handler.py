@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 from asgiref.testing import ApplicationCommunicator
 from dependency_injector import containers, providers
+from django.core.handlers.asgi import ASGIHandler
 from django.test import override_settings
 
 from lifespan_di import get_asgi_application, get_container
 from lifespan_di.core.lifespan import LIFESPAN_STATE_KEY, RUNTIME
 from lifespan_di.handler import LifespanASGIHandler
 from tests.recorder import Recorder
+from tests.test_request_scope import http_scope
 
 TIMEOUT = 5
 
@@ -406,6 +408,21 @@ class TestProtocolViolations:
 
 
 class TestRequests:
+    @pytest.mark.parametrize("handler_class", [ASGIHandler, LifespanASGIHandler])
+    async def test_a_message_after_the_body_other_than_disconnect_is_refused(
+        self, handler_class: type[ASGIHandler]
+    ) -> None:
+        """As Django does: AssertionError naming it (lifespan_di inlines the listener)."""
+        scope = http_scope("/threads/sync/", b"id=1&sleep=0.2")  # still in the view
+        communicator = ApplicationCommunicator(handler_class(), scope)
+        await communicator.send_input({"type": "http.request", "body": b""})
+        await communicator.send_input({"type": "websocket.bogus"})
+
+        with pytest.raises(
+            AssertionError, match=r"after request body: websocket\.bogus"
+        ):
+            await communicator.wait(TIMEOUT)
+
     async def test_request_state_works_without_the_middleware(self) -> None:
         """Without LifespanStateMiddleware, a view served by the handler still reads request.state."""
         with override_settings(MIDDLEWARE=[]):

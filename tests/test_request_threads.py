@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -172,8 +173,13 @@ class TestDatabaseConnections:
 
         assert [answer["was_open"] for answer in answers] == [False, False, False]
 
-    async def test_an_overflow_request_closes_its_connection(self) -> None:
-        """A request past REQUEST_THREADS closes its thread's connection: none leaks."""
+    async def test_an_overflow_request_closes_its_connection(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A request past REQUEST_THREADS closes its thread's connection: none leaks.
+
+        The lifespan shutdown reports how many overflowed, to size the setting.
+        """
         with with_threads(1):
             handler = LifespanASGIHandler()
             paths = [f"/threads/connection/?id={n}&sleep=0.2" for n in range(3)]
@@ -192,10 +198,17 @@ class TestDatabaseConnections:
             await wait_until(lambda: not ended & alive_threads())
             assert all(is_closed(raw[a["id"]]) for a in overflow)
             assert not is_closed(raw[pooled[0]["id"]])
-            assert handler.request_threads is not None
-            await handler.request_threads.aclose()
+            threads = handler.request_threads
+            assert threads is not None
+            with caplog.at_level(logging.INFO, logger="lifespan_di"):
+                await threads.aclose()
 
         assert is_closed(raw[pooled[0]["id"]])
+        assert (threads.requests, threads.overflowed, threads.peak) == (3, 2, 3)
+        assert caplog.messages == [
+            "REQUEST_THREADS: 2 of 3 requests found all 1 request threads lent and "
+            "ran on a new thread each; at most 3 held one at once."
+        ]
 
     async def test_close_old_connections_runs_on_the_thread_holding_it(
         self, pooled: LifespanASGIHandler, monkeypatch: pytest.MonkeyPatch
@@ -255,7 +268,7 @@ class TestGivingBack:
         future = first.submit(lambda: (started.set(), release.wait(5)))
         assert started.wait(5)
 
-        first.give_back()  # what a cancelled request does: its sync call still runs
+        threads.release(first)  # a cancelled request does so: its sync call still runs
         during = threads.lease()
         release.set()
         future.result(5)
@@ -264,7 +277,7 @@ class TestGivingBack:
         assert during is not first
         assert not during.pooled
         assert after is first
-        threads.retire(during)
+        threads.release(during)
         await threads.aclose()
 
     async def test_a_cancelled_request_gives_its_thread_back_after_its_view(

@@ -32,6 +32,7 @@ from channels.security.websocket import OriginValidator
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from channels.testing import WebsocketCommunicator
 from dependency_injector import containers, providers, wiring
+from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponse
@@ -640,11 +641,26 @@ class TestAsgiref:
         assert inside.startswith("given")
         assert again == inside
 
+    async def test_listen_for_disconnect_aborts_on_disconnect_and_asserts_else(
+        self,
+    ) -> None:
+        """ASGIHandler.listen_for_disconnect raises RequestAborted on http.disconnect
+        and AssertionError on any other message: LifespanASGIHandler inlines it."""
+        messages = iter([{"type": "http.disconnect"}, {"type": "http.request"}])
+
+        async def receive() -> dict[str, Any]:
+            return next(messages)
+
+        with pytest.raises(RequestAborted):
+            await ASGIHandler().listen_for_disconnect(receive)
+        with pytest.raises(AssertionError, match=r"after request body: http\.request"):
+            await ASGIHandler().listen_for_disconnect(receive)
+
     async def test_django_handles_a_request_in_a_thread_sensitive_context(
         self,
     ) -> None:
         """ASGIHandler.__call__ runs handle() in a new ThreadSensitiveContext, which
-        LifespanASGIHandler replaces by one with a leased executor."""
+        LifespanASGIHandler's __call__ inlines (with a leased executor, if any)."""
         seen: list[object] = []
 
         class Recording(ASGIHandler):
