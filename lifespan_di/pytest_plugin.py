@@ -11,6 +11,7 @@ with ``coverage run -m pytest`` (pytest-cov issue #635).
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ import pytest
 
 try:
     import pytest_asyncio
-except ImportError:  # pragma: no cover - pytest-asyncio is installed with the tests
+except ImportError:  # pragma: no cover - run in a subprocess by the tests
     pytest_asyncio = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 SCOPE_OPTION = "lifespan_di_scope"
 SCOPES = ("function", "session")
+FIXTURES = ("lifespan", "lifespan_client", "async_lifespan_client")
+SETUP_DOCS = '"Async tests" in docs/testing.md'
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -86,8 +89,58 @@ def _on_function_loop(request: pytest.FixtureRequest) -> bool:
     return loop_scope in (None, "", "function")
 
 
+def _why_not_awaited(item: pytest.Item) -> str | None:
+    """Why no plugin will await the async test ``item``; None when one will.
+
+    pytest itself fails an ``async def`` test only when it calls it, after the
+    fixtures have started the lifespan, with a message that names no cause.
+    pytest-asyncio marks the tests it runs when it collects them
+    (``is_async_test``), and anyio's plugin runs those marked ``anyio``.
+    """
+    if not isinstance(item, pytest.Function) or not inspect.iscoroutinefunction(
+        item.obj
+    ):
+        return None
+    if item.get_closest_marker("anyio") is not None:
+        return None
+    if pytest_asyncio is None:
+        return (
+            "pytest-asyncio is not installed, so nothing would await it. Install it "
+            "(`pip install pytest-asyncio`) and set `asyncio_mode = auto` in your "
+            "pytest configuration."
+        )
+    if not item.config.pluginmanager.has_plugin("asyncio"):
+        return (
+            "pytest-asyncio is installed but disabled (`-p no:asyncio`), so nothing "
+            "would await it. Remove `-p no:asyncio` from the command line or the "
+            "pytest configuration."
+        )
+    if pytest_asyncio.is_async_test(item):
+        return None
+    return (
+        "pytest-asyncio runs in strict mode, where it awaits only the tests marked "
+        "`@pytest.mark.asyncio`. Mark the test, or set `asyncio_mode = auto` in your "
+        "pytest configuration."
+    )
+
+
 class LifespanFixtures:
     """The fixtures, registered as a plugin only where Django is configured."""
+
+    @pytest.hookimpl(tryfirst=True)  # before any fixture starts the lifespan
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """Refuse an async test that asks for a fixture and that nothing would await."""
+        names = getattr(item, "fixturenames", ())
+        wanted = ", ".join(repr(name) for name in names if name in FIXTURES)
+        if not wanted:
+            return
+        why = _why_not_awaited(item)
+        if why is not None:
+            msg = (
+                f"Cannot start the lifespan of {wanted} for the async test "
+                f"{item.name!r}: {why} See {SETUP_DOCS}."
+            )
+            pytest.fail(msg, pytrace=False)
 
     # Class methods: pytest 9 deprecates instance methods as session fixtures.
 

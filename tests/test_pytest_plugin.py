@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,16 @@ filterwarnings = error
 """
 
 DJANGO = ("-p", "pytest_django", "--ds=sample_settings", "-p", "no:cacheprovider")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+ASYNC_TEST = """
+async def test_async(async_lifespan_client, lifespan):
+    response = await async_lifespan_client.get("/where/")
+    assert response.json() == {"same_loop": True}
+"""
+
+# Where pytest-asyncio is not installed, importing it fails.
+NOT_INSTALLED = "raise ImportError('No module named pytest_asyncio')"
 
 
 @pytest.fixture
@@ -169,6 +180,142 @@ def test_inert_without_django(
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*fixture 'lifespan' not found*"])
     assert not record.exists()
+
+
+class TestAsyncTestsNothingAwaits:
+    """An async test that no plugin would await is refused before the lifespan starts."""
+
+    @pytest.mark.parametrize(
+        ("ini", "args", "shadow", "why"),
+        [
+            pytest.param(
+                "[pytest]\nasyncio_default_fixture_loop_scope = function\n",
+                (),
+                None,
+                "pytest-asyncio runs in strict mode, where it awaits only the tests "
+                "marked `@pytest.mark.asyncio`. Mark the test, or set "
+                "`asyncio_mode = auto` in your pytest configuration.",
+                id="strict-mode-unmarked",
+            ),
+            pytest.param(
+                "[pytest]\n",
+                ("-p", "no:asyncio"),
+                None,
+                "pytest-asyncio is installed but disabled (`-p no:asyncio`), so "
+                "nothing would await it. Remove `-p no:asyncio` from the command "
+                "line or the pytest configuration.",
+                id="disabled",
+            ),
+            pytest.param(
+                "[pytest]\n",
+                ("-p", "no:asyncio"),
+                NOT_INSTALLED,
+                "pytest-asyncio is not installed, so nothing would await it. "
+                "Install it (`pip install pytest-asyncio`) and set "
+                "`asyncio_mode = auto` in your pytest configuration.",
+                id="not-installed",
+            ),
+        ],
+    )
+    def test_the_error_names_what_is_missing(
+        self,
+        pytester: pytest.Pytester,
+        record: Path,
+        ini: str,
+        args: tuple[str, ...],
+        shadow: str | None,
+        why: str,
+    ) -> None:
+        """The test errors at setup with the missing piece, and no resource starts."""
+        pytester.makeini(ini)
+        if shadow is not None:
+            pytester.makepyfile(pytest_asyncio=shadow)
+        pytester.makepyfile(test_sample=ASYNC_TEST)
+
+        result = pytester.runpytest_subprocess(*DJANGO, *args, timeout=TIMEOUT)
+
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(
+            [
+                "Cannot start the lifespan of 'async_lifespan_client', 'lifespan' "
+                f"for the async test 'test_async': {why} "
+                'See "Async tests" in docs/testing.md.'
+            ]
+        )
+        assert not record.exists()
+
+    def test_a_marked_test_runs_in_strict_mode(
+        self, pytester: pytest.Pytester, record: Path
+    ) -> None:
+        """In strict mode, @pytest.mark.asyncio is all an async test needs."""
+        pytester.makeini(
+            "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+            "filterwarnings = error\n"
+        )
+        marked = "import pytest\n\n" + ASYNC_TEST.replace(
+            "async def", "@pytest.mark.asyncio\nasync def"
+        )
+        pytester.makepyfile(test_sample=marked)
+
+        result = pytester.runpytest_subprocess(*DJANGO, timeout=TIMEOUT)
+
+        result.assert_outcomes(passed=1)
+        assert record.read_text().split() == ["start", "stop"]
+
+
+class TestDocsAsyncTest:
+    """docs/testing.md's async test runs as written, with the configuration it states."""
+
+    @staticmethod
+    def docs_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> str:
+        """Write the page's configuration and its first async test; return the config."""
+        page = (REPO_ROOT / "docs" / "testing.md").read_text()
+        section = page.split("## Async tests", 1)[1]
+        config = re.search(r"```toml\n(.*?)```", section, re.DOTALL)
+        include = re.search(r'--8<-- "([^":]+):(\w+)"', page)
+        assert config is not None
+        assert include is not None
+        path, name = include.groups()
+        source = (REPO_ROOT / path).read_text()
+        header = source.split("# --8<--", 1)[0]  # the module's imports
+        body = source.split(f"# --8<-- [start:{name}]", 1)[1]
+        body = body.split(f"# --8<-- [end:{name}]", 1)[0]
+        monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
+        monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+        pytester.makeconftest('pytest_plugins = ["example_app.conftest"]')
+        pytester.makepyfile(test_docs=header + body)
+        return config.group(1).replace("myproject.settings", "example_app.settings")
+
+    def test_it_passes_with_the_stated_configuration(
+        self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With the page's pytest configuration, its async test passes."""
+        config = self.docs_project(pytester, monkeypatch)
+        pytester.makepyprojecttoml(config)
+
+        result = pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider", "-W", "error", timeout=TIMEOUT
+        )
+
+        result.assert_outcomes(passed=1)
+
+    def test_without_auto_mode_it_says_so(
+        self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without asyncio_mode = "auto", the same test errors naming strict mode."""
+        config = self.docs_project(pytester, monkeypatch)
+        pytester.makepyprojecttoml(config.replace('asyncio_mode = "auto"\n', ""))
+
+        result = pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider", timeout=TIMEOUT
+        )
+
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(
+            ["Cannot start the lifespan of 'async_lifespan_client' for the async "
+             "test 'test_quote_comes_from_the_upstream': pytest-asyncio runs in "
+             "strict mode*"]
+        )  # fmt: skip
 
 
 class TestFixturesInThisSuite:
