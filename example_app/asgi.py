@@ -20,9 +20,14 @@ django_asgi_app = get_asgi_application()
 from channels.routing import URLRouter  # noqa: E402
 
 from example_app.routing import websocket_urlpatterns  # noqa: E402
+from example_app.upstream import FollowThisServer  # noqa: E402
 from lifespan_di.channels import ProtocolTypeRouter  # noqa: E402
 
 application = ProtocolTypeRouter(
     {"http": django_asgi_app, "websocket": URLRouter(websocket_urlpatterns)}
 )
 # --8<-- [end:channels]
+
+# The example serves its own upstream: each connection finds it on the server it came
+# in to, whatever port that listens on (example_app/upstream.py).
+application = FollowThisServer(application)  # type: ignore[assignment]  # the router

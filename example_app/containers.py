@@ -12,14 +12,13 @@ from django.conf import settings
 
 from example_app.database import Favourites, open_database, ping_database, unit_of_work
 from example_app.metrics import Metrics, create_metrics
-from example_app.upstream import QuotesApi
+from example_app.upstream import QuotesApi, upstream_url
 from lifespan_di import ViewResource
 
 
 # --8<-- [start:http_client]
 @asynccontextmanager
 async def create_http_client(
-    base_url: str,
     metrics: Metrics,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[httpx.AsyncClient]:
@@ -29,7 +28,6 @@ async def create_http_client(
         metrics.increment(f"upstream {response.status_code}")
 
     async with httpx.AsyncClient(
-        base_url=base_url,
         transport=transport,
         timeout=5.0,
         event_hooks={"response": [count]},
@@ -60,10 +58,7 @@ class Container(containers.DeclarativeContainer):
     upstream_transport = providers.Object[httpx.AsyncBaseTransport | None](None)
     # --8<-- [start:declare]
     http_client = providers.Resource(
-        create_http_client,
-        base_url=providers.Callable(setting, "EXAMPLE_UPSTREAM_URL"),
-        metrics=metrics,
-        transport=upstream_transport,
+        create_http_client, metrics=metrics, transport=upstream_transport
     )
     # --8<-- [end:declare]
     database = providers.Resource(
@@ -74,8 +69,11 @@ class Container(containers.DeclarativeContainer):
     # before the response: a commit that fails is a 500, not a 200 for nothing saved.
     uow = ViewResource(unit_of_work, database=database)
 
-    # Services, built from the resources on each use.
-    quotes = providers.Factory(QuotesApi, client=http_client)
+    # Services, built from the resources on each use: the upstream's URL follows
+    # the server each request came in to (example_app/upstream.py).
+    quotes = providers.Factory(
+        QuotesApi, client=http_client, base_url=providers.Callable(upstream_url)
+    )
     favourites = providers.Factory(Favourites, uow=uow)
 
 

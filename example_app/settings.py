@@ -26,11 +26,10 @@ DATABASES: dict[str, dict[str, str]] = {}
 USE_TZ = True
 
 # Where the example keeps its favourites, and where its HTTP client finds the
-# upstream service (this same server, under /upstream/, unless you point it elsewhere).
+# upstream service: unset, under /upstream/ of the server a request came in to
+# (example_app/upstream.py); commands and workers need it if that is not port 8000.
 EXAMPLE_DATABASE = os.environ.get("EXAMPLE_DATABASE", str(BASE_DIR / "example.sqlite3"))
-EXAMPLE_UPSTREAM_URL = os.environ.get(
-    "EXAMPLE_UPSTREAM_URL", "http://127.0.0.1:8000/upstream/"
-)
+EXAMPLE_UPSTREAM_URL = os.environ.get("EXAMPLE_UPSTREAM_URL")
 
 # example_app/celery.py: `celery --app=example_app worker`.
 CELERY_BROKER_URL = os.environ.get("EXAMPLE_BROKER_URL", "redis://127.0.0.1:6379/0")

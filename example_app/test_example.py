@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Any
+from typing import Any, cast
 
+import httpx
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from example_app.asgi import application
+from example_app.conftest import answer_as_upstream
+from example_app.containers import Container
 from example_app.management.commands.favourites import Command
 from example_app.management.commands.save_quotes import Command as SaveQuotes
-from example_app.upstream import find_quote
+from example_app.upstream import find_quote, server_url
 from lifespan_di import State
 from lifespan_di.exceptions import StartupError
-from lifespan_di.testing import LifespanAsyncClient, LifespanClient
+from lifespan_di.testing import LifespanAsyncClient, LifespanClient, override
 
 
 # --8<-- [start:async_test]
@@ -104,6 +107,61 @@ class TestFavourites:
             response = await client.get("/favourites/")
 
         assert response.json() == {"favourites": [find_quote(3)]}
+
+
+class TestUpstreamUrl:
+    def test_requests_find_it_on_the_server_they_came_in_to(
+        self, example_settings: Any
+    ) -> None:
+        """Unset EXAMPLE_UPSTREAM_URL: requests call /upstream/ on their server."""
+        example_settings.EXAMPLE_UPSTREAM_URL = None
+        called: list[str] = []
+
+        def upstream(request: httpx.Request) -> httpx.Response:
+            called.append(str(request.url))
+            return answer_as_upstream(request)
+
+        with (
+            override(Container.upstream_transport, httpx.MockTransport(upstream)),
+            LifespanClient(application=application) as client,
+        ):
+            quote = client.get(
+                "/quotes/1/", SERVER_NAME="127.0.0.1", SERVER_PORT="8123"
+            )
+            saved = client.post(
+                "/favourites/",
+                {"number": 2},
+                SERVER_NAME="localhost",
+                SERVER_PORT="9001",
+            )
+
+        assert quote.json() == find_quote(1)
+        assert saved.status_code == 201
+        assert called == [
+            "http://127.0.0.1:8123/upstream/quotes/1/",
+            "http://localhost:9001/upstream/quotes/2/",
+        ]
+
+    def test_the_setting_wins(self, example_settings: Any) -> None:
+        """EXAMPLE_UPSTREAM_URL, where set, is the upstream of every request."""
+        with LifespanClient(application=application) as client:
+            response = client.get("/quotes/3/")
+
+        assert response.json() == find_quote(3)  # the conftest's upstream.test
+
+    @pytest.mark.parametrize(
+        ("scope", "url"),
+        [
+            ({"server": ("127.0.0.1", 8001)}, "http://127.0.0.1:8001"),
+            ({"server": ("::1", 8443), "scheme": "https"}, "https://[::1]:8443"),
+            ({"server": ("/tmp/uvicorn.sock", None)}, None),
+            ({}, None),
+        ],
+        ids=["ipv4", "ipv6-https", "unix-socket", "no-server"],
+    )
+    def test_server_url(self, scope: dict[str, Any], url: str | None) -> None:
+        """A scope's server address becomes a URL, or None where it has none."""
+        assert server_url(cast("Any", scope)) == url
 
 
 async def test_status_reads_request_state(

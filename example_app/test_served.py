@@ -53,11 +53,11 @@ def served(tmp_path: Path) -> Iterator[Served]:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        # No EXAMPLE_UPSTREAM_URL: the example finds its upstream on this port.
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k != "EXAMPLE_UPSTREAM_URL"},
             "DJANGO_SETTINGS_MODULE": "example_app.settings",
             "EXAMPLE_DATABASE": str(tmp_path / "example.sqlite3"),
-            "EXAMPLE_UPSTREAM_URL": f"{base_url}/upstream/",
         }
         command = [
             *(sys.executable, "-m", "uvicorn", "example_app.asgi:application"),
@@ -86,7 +86,10 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 @pytest.mark.e2e
 def test_uvicorn_serves_the_example_and_closes_its_resources(served: Served) -> None:
-    """Under uvicorn the client reaches the upstream over HTTP; SIGTERM closes all."""
+    """Under uvicorn on a port of its own (not 8000) the client reaches the upstream
+    over HTTP, with no setting pointing it there; SIGTERM closes all."""
+    assert not served.base_url.endswith(":8000")
+
     with httpx.Client(base_url=served.base_url, timeout=5.0) as client:
         quote = client.get("/quotes/1/")
         saved = client.post("/favourites/", data={"number": "2"})
