@@ -238,8 +238,14 @@ class TestDatabaseConnections:
         assert await saved("lost") is False
         assert await saved("lost-inner") is False
 
-    async def test_lifespan_shutdown_closes_each_threads_connection(self) -> None:
-        """At lifespan shutdown, every pooled thread's connection is closed; threads end."""
+    async def test_lifespan_shutdown_closes_each_threads_connection(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """At lifespan shutdown, every pooled thread's connection is closed; threads end.
+
+        With no overflow, the pool's report is at DEBUG level only.
+        """
+        caplog.set_level(logging.DEBUG, logger="lifespan_di")
         with with_threads(4):
             handler = LifespanASGIHandler()
             lifespan = Lifespan(handler, state={})
@@ -257,6 +263,14 @@ class TestDatabaseConnections:
         assert len(thread_views.RAW_CONNECTIONS) == 4
         assert all(is_closed(raw) for raw in thread_views.RAW_CONNECTIONS)
         await wait_until(lambda: not names & alive_thread_names())
+        reports = [r for r in caplog.records if r.msg.startswith("REQUEST_THREADS:")]
+        assert [(r.levelno, r.getMessage()) for r in reports] == [
+            (
+                logging.DEBUG,
+                "REQUEST_THREADS: 0 of 4 requests found all 4 request threads lent "
+                "and ran on a new thread each; at most 4 held one at once.",
+            )
+        ]
 
 
 class TestGivingBack:
