@@ -6,6 +6,7 @@ import django
 from dependency_injector import containers
 
 from lifespan_di.handler import LifespanASGIHandler
+from lifespan_di.preflight import installation_problems
 
 __all__ = ["get_asgi_application"]
 
@@ -25,6 +26,14 @@ def get_asgi_application(
     Args:
         container: Run this container instead of ``LIFESPAN_DI['CONTAINER']``;
             ``inject`` and ``get_container()`` use it while its lifespan runs.
+
+    Raises:
+        ConfigurationError: ``lifespan_di`` is not in ``INSTALLED_APPS`` (E016).
     """
     django.setup(set_prefix=False)
+    # Here as well as at lifespan startup: a server that sends no lifespan (daphne)
+    # would otherwise serve, and fail only when a request reads a resource.
+    problems = installation_problems()
+    if problems:
+        raise problems[0].error()
     return LifespanASGIHandler(container=container)

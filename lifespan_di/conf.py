@@ -226,27 +226,9 @@ def _load_configured() -> containers.Container | Problem:
 
 
 def _load(value: object) -> containers.Container | Problem:
-    target = value
-    if isinstance(value, str):
-        try:
-            target = import_string(value)
-        except ImportError as error:
-            return Problem(
-                "lifespan_di.E003",
-                f"Cannot import LIFESPAN_DI['CONTAINER'] = {value!r}: {error}.",
-                "Use the dotted path of your container class, "
-                "e.g. 'myproject.containers.Container'.",
-            )
-        except Exception as error:
-            # The module exists but its own code raised: a check must report it,
-            # not crash `manage.py check` with the module's traceback.
-            return Problem(
-                "lifespan_di.E003",
-                f"Cannot import LIFESPAN_DI['CONTAINER'] = {value!r}: importing it "
-                f"raised {error!r}.",
-                "Fix the module so that importing it does not raise: importing it "
-                "in a Python shell shows the traceback.",
-            )
+    target = _import(value) if isinstance(value, str) else value
+    if isinstance(target, Problem):
+        return target
     if isinstance(target, containers.Container):
         return target
     if isinstance(target, type) and issubclass(target, containers.DeclarativeContainer):
@@ -264,6 +246,43 @@ def _load(value: object) -> containers.Container | Problem:
         f"LIFESPAN_DI['CONTAINER'] = {value!r} is not a dependency-injector container.",
         "Point it to a DeclarativeContainer subclass or an instance of one.",
     )
+
+
+def _import(path: str) -> object:
+    """Import the object at ``path``; a ``Problem`` (E003) when that fails."""
+    try:
+        return import_string(path)
+    except ImportError as error:
+        return Problem(
+            "lifespan_di.E003",
+            f"Cannot import LIFESPAN_DI['CONTAINER'] = {path!r}: {error}.",
+            "Use the dotted path of your container class, "
+            "e.g. 'myproject.containers.Container'.",
+        )
+    except Exception as error:
+        if (
+            isinstance(error, ConfigurationError)
+            and error.check_id == "lifespan_di.E003"
+        ):
+            # Code this import ran asked for the container, whose import then failed
+            # on the module being imported: its own E003 would repeat the id.
+            return Problem(
+                "lifespan_di.E003",
+                f"Cannot import LIFESPAN_DI['CONTAINER'] = {path!r}: code run by "
+                "that import asked for the container (get_container(), or a resource "
+                "through lifespan_di) before its module had finished defining it.",
+                "Ask for the container inside functions (views, tasks, "
+                "AppConfig.ready()), not while a module is being imported.",
+            )
+        # The module exists but its own code raised: a check must report it,
+        # not crash `manage.py check` with the module's traceback.
+        return Problem(
+            "lifespan_di.E003",
+            f"Cannot import LIFESPAN_DI['CONTAINER'] = {path!r}: importing it "
+            f"raised {error!r}.",
+            "Fix the module so that importing it does not raise: importing it "
+            "in a Python shell shows the traceback.",
+        )
 
 
 @receiver(setting_changed)

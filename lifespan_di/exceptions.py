@@ -58,6 +58,21 @@ class LifespanNotRunningError(ConfigurationError):
                 "channels.routing)."
             )
             return cls(msg)
+        # Imported here: this module is imported by every other, and the question
+        # is asked only once the error is being built.
+        from lifespan_di.installation import runserver_cause
+
+        cause = runserver_cause()
+        if cause is not None:
+            msg = (
+                f"Cannot use {what}: no lifespan is running in this process, so no "
+                f"resources were started. {cause} Under another server, serve "
+                "lifespan_di.get_asgi_application() with lifespan on (`uvicorn "
+                "myproject.asgi:application --lifespan on`); in tests use "
+                "lifespan_di.testing.LifespanAsyncClient or LifespanClient; in "
+                "scripts and commands wrap the code in `with lifespan_di.lifespan():`."
+            )
+            return cls(msg)
         msg = (
             f"Cannot use {what}: no lifespan is running in this process, so no "
             "resources were started. Either the server sent no lifespan events "

@@ -32,10 +32,11 @@ from lifespan_di.core.lifespan import ContainerLifespan
 from lifespan_di.exceptions import ConfigurationError
 from lifespan_di.health.declared import health_check_problems
 from lifespan_di.injection import unresolved_injections
+from lifespan_di.installation import APP, STATICFILES, missing
 from lifespan_di.providers import request_resources
 from lifespan_di.view_resources import lifetime_problems
 
-__all__ = ["prepare_lifespan", "startup_problems"]
+__all__ = ["installation_problems", "prepare_lifespan", "startup_problems"]
 
 
 def startup_problems(
@@ -65,7 +66,28 @@ def startup_problems(
             Problem("lifespan_di.E013", problem)
             for problem in lifetime_problems(container)
         ]
-    return problems
+    return installation_problems() + problems
+
+
+def installation_problems() -> list[Problem]:
+    """E016 if lifespan_di is not in ``INSTALLED_APPS``: no checks, no commands.
+
+    ``get_asgi_application()`` and ``LifespanStateMiddleware`` raise it too, for
+    servers that send no lifespan events (Django's own runserver, daphne, WSGI).
+    ``manage.py check`` cannot report it: Django runs only installed apps' checks.
+    """
+    if not missing():
+        return []
+    return [
+        Problem(
+            "lifespan_di.E016",
+            f"{APP!r} is not in INSTALLED_APPS, so `manage.py check` never runs "
+            "lifespan_di's checks, `manage.py lifespan` does not exist and "
+            "`manage.py runserver` serves without lifespan.",
+            f"Add {APP!r} to INSTALLED_APPS, above {STATICFILES!r} (whose "
+            "runserver would otherwise win).",
+        )
+    ]
 
 
 async def prepare_lifespan(

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from dependency_injector import containers, providers
 from django.core.checks import run_checks
+from django.core.handlers.wsgi import WSGIHandler
 from django.test import override_settings
 
-from lifespan_di import get_container
+from lifespan_di import get_asgi_application, get_container
 from lifespan_di.conf import get_settings
 from lifespan_di.exceptions import ConfigurationError
 from tests.project.broken_settings import BROKEN
 from tests.project.containers import Container
-from tests.test_lifespan_command import broken
+from tests.test_lifespan_command import broken, startup_answer
 
 
 def check_ids() -> list[str]:
@@ -124,6 +126,9 @@ class TestChecks:
             for error in errors
         )
         assert any(
+            error.endswith("Did you mean Provide['httpx_client']?") for error in errors
+        )
+        assert any(
             "parameter 'cache' of tests.project.broken_urls.TypoView.get" in error
             for error in errors
         )
@@ -173,6 +178,24 @@ class TestChecks:
 
         with override_settings(INSTALLED_APPS=installed, STATIC_URL="/static/"):
             assert "lifespan_di.W001" not in check_ids()
+
+    def test_container_asked_for_while_its_module_is_imported(self) -> None:
+        """A container module asking for the container at import is E003 saying so, its id printed once."""
+        with override_settings(
+            LIFESPAN_DI={"CONTAINER": "tests.project.early_container.Container"}
+        ):
+            printed = [
+                str(message)
+                for message in run_checks()
+                if message.id == "lifespan_di.E003"
+            ]
+
+        assert len(printed) == 1
+        assert printed[0].count("lifespan_di.E003") == 1
+        assert (
+            "code run by that import asked for the container (get_container(), or a "
+            "resource through lifespan_di) before its module had finished defining it."
+        ) in printed[0]
 
     @pytest.mark.parametrize("check_id", sorted(BROKEN))
     def test_every_startup_problem_is_a_system_check(self, check_id: str) -> None:
@@ -258,3 +281,43 @@ class TestGetContainer:
 
         assert during is not before
         assert after is not during
+
+
+NOT_INSTALLED = ["django.contrib.contenttypes", "django.contrib.auth"]
+
+
+class TestNotInstalled:
+    def test_lifespan_startup_fails(self) -> None:
+        """LIFESPAN_DI set without 'lifespan_di' in INSTALLED_APPS fails the lifespan startup with E016, saying where to add it."""
+        # Without the middleware, which would refuse first (see below).
+        with override_settings(INSTALLED_APPS=NOT_INSTALLED, MIDDLEWARE=[]):
+            answer = asyncio.run(startup_answer())
+
+        assert answer["type"] == "lifespan.startup.failed"
+        assert answer["message"] == (
+            "'lifespan_di' is not in INSTALLED_APPS, so `manage.py check` never runs "
+            "lifespan_di's checks, `manage.py lifespan` does not exist and "
+            "`manage.py runserver` serves without lifespan. Add 'lifespan_di' to "
+            "INSTALLED_APPS, above 'django.contrib.staticfiles' (whose runserver "
+            "would otherwise win). (lifespan_di.E016)"
+        )
+
+    def test_get_asgi_application_refuses(self) -> None:
+        """get_asgi_application() raises E016 at once, for servers that send no lifespan events."""
+        with (
+            override_settings(INSTALLED_APPS=NOT_INSTALLED),
+            pytest.raises(ConfigurationError) as caught,
+        ):
+            get_asgi_application()
+
+        assert caught.value.check_id == "lifespan_di.E016"
+
+    def test_middleware_refuses_to_load(self) -> None:
+        """LifespanStateMiddleware raises E016 when Django's handler loads it, so Django's runserver and WSGI servers refuse at startup."""
+        with (
+            override_settings(INSTALLED_APPS=NOT_INSTALLED),
+            pytest.raises(ConfigurationError) as caught,
+        ):
+            WSGIHandler()
+
+        assert caught.value.check_id == "lifespan_di.E016"

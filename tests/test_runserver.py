@@ -20,13 +20,15 @@ import pytest
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.wsgi import WSGIHandler
-from django.core.management import call_command
-from django.test import override_settings
+from django.core.management import call_command, get_commands
+from django.test import Client, RequestFactory, override_settings
 from django.utils import autoreload
 
+from lifespan_di.exceptions import LifespanNotRunningError
 from lifespan_di.handler import LifespanASGIHandler
 from lifespan_di.management.commands.runserver import Command
 from lifespan_di.serve import DevServer, bind, restart_with_reloader
+from lifespan_di.state import request_state
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 20.0
@@ -293,6 +295,138 @@ def test_static_files_are_served_and_lifespan_passes_the_static_handler(
     assert static.text == "hello static\n"
     assert sync_state.status_code == 200
     assert set(sync_state.json()["keys"]) >= RESOURCES
+
+
+DJANGO_BANNER = re.compile(r"Starting development server at http://127\.0\.0\.1:(\d+)/")
+ORDER_SETTINGS = """\
+from tests.project.settings import *  # noqa: F403
+
+INSTALLED_APPS = ["django.contrib.staticfiles", *INSTALLED_APPS]  # noqa: F405
+STATIC_URL = "/static/"
+DEBUG = True  # Django's technical 500 response shows the exception
+"""
+MISSING_SETTINGS = """\
+from tests.project.settings import *  # noqa: F403
+
+INSTALLED_APPS = [
+    "django.contrib.staticfiles",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+]
+"""
+STATICFILES_FIRST = [
+    "django.contrib.staticfiles",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "lifespan_di",
+]
+
+
+def djangos_port(server: Runserver) -> int:
+    """Wait for the start banner of Django's own runserver; return its port."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and server.proc.poll() is None:
+        found = DJANGO_BANNER.search(server.stdout())
+        if found:
+            return int(found.group(1))
+        time.sleep(0.05)
+    pytest.fail(
+        f"No banner of Django's runserver:\n{server.stdout()}\n{server.stderr()}"
+    )
+
+
+class TestUnderDjangosRunserver:
+    """``lifespan_di`` below ``django.contrib.staticfiles``, or not installed at all."""
+
+    def test_request_state_names_the_installed_apps_order(self) -> None:
+        """Under staticfiles' runserver (a WSGI request), reading request.state names the order of INSTALLED_APPS as the cause, not runserver."""
+        with override_settings(INSTALLED_APPS=STATICFILES_FIRST, STATIC_URL="/static/"):
+            assert get_commands()["runserver"] == "django.contrib.staticfiles"
+            with pytest.raises(LifespanNotRunningError) as caught:
+                Client().get("/sync-state/")
+
+        message = str(caught.value)
+        assert message.startswith(
+            "Cannot use request.state['httpx_client']: no lifespan is running in this "
+            "process, so no resources were started. `manage.py runserver` is not "
+            "lifespan_di's: 'django.contrib.staticfiles' comes before 'lifespan_di' "
+            "in INSTALLED_APPS, so Django runs the runserver of "
+            "'django.contrib.staticfiles', whose server sends no lifespan events "
+            "(lifespan_di.W001). Move 'lifespan_di' above "
+            "'django.contrib.staticfiles' in INSTALLED_APPS."
+        )
+        assert "django-lifespan-di[server]" not in message
+
+    def test_request_state_names_lifespan_di_missing(self) -> None:
+        """Without lifespan_di in INSTALLED_APPS, reading a request's state says so and where to add it."""
+        with override_settings(INSTALLED_APPS=STATICFILES_FIRST[:-1]):
+            state = request_state(RequestFactory().get("/"))
+            with pytest.raises(LifespanNotRunningError) as caught:
+                state.httpx_client  # noqa: B018
+
+        assert (
+            "`manage.py runserver` is not lifespan_di's: 'lifespan_di' is not in "
+            "INSTALLED_APPS, so Django runs the runserver of "
+            "'django.contrib.staticfiles', whose server sends no lifespan events, and "
+            "lifespan_di's system checks never run. Add 'lifespan_di' to "
+            "INSTALLED_APPS, above 'django.contrib.staticfiles'."
+        ) in str(caught.value)
+
+    def test_lifespan_di_first_keeps_the_runserver_advice(self) -> None:
+        """With lifespan_di's runserver in charge, the error names no INSTALLED_APPS problem."""
+        state = request_state(RequestFactory().get("/"))
+
+        with pytest.raises(LifespanNotRunningError) as caught:
+            state["httpx_client"]
+
+        assert "INSTALLED_APPS" not in str(caught.value)
+        assert "`manage.py runserver` with" in str(caught.value)
+
+    @pytest.mark.e2e
+    def test_served_by_staticfiles_runserver(
+        self, launch: Callable[..., Runserver], tmp_path: Path
+    ) -> None:
+        """Django's runserver, run because staticfiles comes first, warns W001 at startup, and a view reading request.state fails naming that order."""
+        (tmp_path / "order_settings.py").write_text(ORDER_SETTINGS, "utf-8")
+        server = launch("--noreload", settings="order_settings")
+        port = djangos_port(server)
+
+        with httpx.Client(timeout=5.0) as client:
+            response = client.get(
+                f"http://127.0.0.1:{port}/sync-state/",
+                headers={"Accept": "text/plain"},
+            )
+
+        assert "(lifespan_di.W001)" in server.stderr()
+        assert response.status_code == 500
+        assert response.text.startswith("LifespanNotRunningError at /sync-state/")
+        assert (
+            "'django.contrib.staticfiles' comes before 'lifespan_di' in INSTALLED_APPS"
+            in response.text
+        )
+
+    @pytest.mark.e2e
+    def test_lifespan_di_missing_stops_djangos_runserver(
+        self, launch: Callable[..., Runserver], tmp_path: Path
+    ) -> None:
+        """Without lifespan_di in INSTALLED_APPS, Django's runserver stops at startup with E016, as its handler loads the middleware."""
+        (tmp_path / "missing_settings.py").write_text(MISSING_SETTINGS, "utf-8")
+        server = launch("--noreload", settings="missing_settings")
+
+        exit_code = server.wait_exit()
+
+        assert exit_code == 1
+        assert (
+            server.stderr()
+            .rstrip()
+            .endswith(
+                "'lifespan_di' is not in INSTALLED_APPS, so `manage.py check` never runs "
+                "lifespan_di's checks, `manage.py lifespan` does not exist and "
+                "`manage.py runserver` serves without lifespan. Add 'lifespan_di' to "
+                "INSTALLED_APPS, above 'django.contrib.staticfiles' (whose runserver "
+                "would otherwise win). (lifespan_di.E016)"
+            )
+        )
 
 
 class FakeWSGIServer:
