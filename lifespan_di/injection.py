@@ -21,7 +21,14 @@ from lifespan_di.compat.dependency_injector import resolve_marker
 from lifespan_di.conf import container_of
 from lifespan_di.core.lifespan import RUNTIME, ContainerLifespan
 from lifespan_di.exceptions import InjectionError, LifespanNotRunningError
-from lifespan_di.markers import PROVIDER, Injection, Provide, Provider, read_injections
+from lifespan_di.markers import (
+    PROVIDER,
+    Injection,
+    Provide,
+    Provider,
+    describe_marker,
+    read_injections,
+)
 from lifespan_di.providers import RequestResource, request_resources
 from lifespan_di.view_styles import api_view_function, hide_parameters, view_functions
 
@@ -205,7 +212,8 @@ def _producer(injection: Injection, active: ContainerLifespan | None) -> _Produc
     if provider is None:
         raise InjectionError(injection.unresolved_message(container))
     if active is None and _uses_app_resource(provider):
-        what = f"{injection.marker!r} for parameter {name!r} of {injection.owner}"
+        marker = describe_marker(injection.marker, container)
+        what = f"{marker} for parameter {name!r} of {injection.owner}"
         raise LifespanNotRunningError.accessing(what, calling_consumer())
     if isinstance(injection.marker, PROVIDER):
         return (name, position, providers.Object(provider), provider)

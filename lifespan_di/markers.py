@@ -10,14 +10,26 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Callable
+from difflib import get_close_matches
 from typing import Annotated, Any, cast, get_args, get_origin
 
 from dependency_injector import containers, providers, wiring
 
-from lifespan_di.core.graph import container_name
+from lifespan_di.compat.dependency_injector import declarative_class
+from lifespan_di.core.graph import container_name, named_providers
 from lifespan_di.exceptions import InjectionError
 
-__all__ = ["PROVIDER", "Injection", "Provide", "Provider", "read_injections"]
+__all__ = [
+    "PROVIDER",
+    "Injection",
+    "Provide",
+    "Provider",
+    "describe_marker",
+    "read_injections",
+]
+
+SHOWN_NAMES = 8
+"""How many of a container's provider names a message lists."""
 
 Provide = wiring.Provide
 Provider = wiring.Provider
@@ -45,13 +57,102 @@ class Injection:
         self.owner = owner
 
     def unresolved_message(self, container: containers.Container) -> str:
-        """Say that ``container`` has no provider for this parameter's marker."""
+        """Say that ``container`` has no provider for this parameter's marker.
+
+        Suggest the container's providers whose names are closest to the marker's;
+        if none is close, name some of them, and the container the marker's is of.
+        """
+        found = _name_of(self.marker.provider, container)
+        runs = _container_class(container)
+        # Two containers of one name (another module's): tell them apart.
+        qualify = found is not None and _label(found[0]) == _label(runs)
+        names = [
+            name
+            for name, _ in named_providers(container)
+            if not name.rpartition(".")[2].startswith("__")  # providers.Self
+        ]
+        wanted = self.marker.provider if found is None else found[1]
+        close = get_close_matches(wanted, names, n=3) if isinstance(wanted, str) else []
+        kind = type(self.marker).__name__
+        if close and isinstance(self.marker.provider, str):
+            hint = " or ".join(f"{kind}[{name!r}]" for name in close)
+            hint = f"Did you mean {hint}?"
+        elif close:
+            hint = " or ".join(f"{kind}[{_label(runs, qualify)}.{n}]" for n in close)
+            hint = f"Did you mean {hint}?"
+        else:
+            more = len(names) - SHOWN_NAMES
+            hint = "Its providers: " + (
+                ", ".join(map(repr, names[:SHOWN_NAMES])) or "none"
+            )
+            hint += f" and {more} more." if more > 0 else "."
+        if found is not None and not close:
+            hint += (
+                f" Is {_label(found[0], qualify)!r}, whose provider the marker names, "
+                "the container you meant to run? Name it in LIFESPAN_DI['CONTAINER'] "
+                "(or pass it to get_asgi_application())."
+            )
         return (
-            f"Cannot inject parameter {self.name!r} of {self.owner}: {self.marker!r} "
-            f"names no provider of the container {container_name(container)!r}. Use a "
-            "provider of the container configured in LIFESPAN_DI['CONTAINER'], or its "
-            "name as a string: Provide['httpx_client']."
+            f"Cannot inject parameter {self.name!r} of {self.owner}: "
+            f"{describe_marker(self.marker, container, qualify)} names no provider of "
+            f"the container {_label(runs, qualify)!r}. {hint}"
         )
+
+
+def describe_marker(
+    marker: Any, container: containers.Container | None = None, qualify: bool = False
+) -> str:
+    """Show ``marker`` as its code reads: ``Provide[Container.db]``, ``Provide['db']``.
+
+    The provider's name is looked up in ``container`` first, then in every
+    declarative container class; ``qualify`` adds the container class's module.
+    """
+    kind = type(marker).__name__
+    if isinstance(marker.provider, str) or marker.modifier is not None:
+        return repr(marker)
+    found = _name_of(marker.provider, container)
+    if found is None:
+        provides = getattr(marker.provider, "provides", None)
+        shown = getattr(provides, "__qualname__", None) or repr(provides)
+        return f"{kind}[<{type(marker.provider).__name__} of {shown}>]"
+    owner, name = found
+    return f"{kind}[{_label(owner, qualify)}.{name}]"
+
+
+def _name_of(
+    provider: object, container: containers.Container | None
+) -> tuple[Any, str] | None:
+    """Return the container (class) that has ``provider``, and its name there."""
+    if isinstance(provider, str):
+        return None
+    owners: list[Any] = []
+    if container is not None:
+        owners += [_container_class(container), container]
+    owners += _declarative_classes(containers.DeclarativeContainer)
+    for owner in owners:
+        for name, candidate in named_providers(owner):
+            if candidate is provider:
+                return owner, name
+    return None
+
+
+def _declarative_classes(base: type) -> list[type]:
+    found: list[type] = []
+    subclass: type
+    for subclass in base.__subclasses__():
+        found += [subclass, *_declarative_classes(subclass)]
+    return found
+
+
+def _container_class(container: containers.Container) -> Any:
+    """The declarative class ``container`` was made from; itself without one."""
+    return declarative_class(container) or container
+
+
+def _label(owner: Any, qualify: bool = False) -> str:
+    if not isinstance(owner, type):
+        return container_name(owner)
+    return f"{owner.__module__}.{owner.__qualname__}" if qualify else owner.__qualname__
 
 
 def read_injections(
@@ -78,8 +179,9 @@ def read_injections(
     if not injections:
         msg = (
             f"Cannot inject into {owner}: none of its parameters has a Provide[...] "
-            "or Provider[...] marker. Add one, e.g. "
-            "client=Provide[Container.httpx_client], or remove @inject."
+            "or Provider[...] marker. Give each parameter to inject one as its "
+            "default, `name=Provide[Container.name]` with a provider of your "
+            "container, or remove @inject."
         )
         raise InjectionError(msg)
     return signature, tuple(injections)
@@ -142,8 +244,8 @@ def _checked(
     if not isinstance(marker.provider, providers.Provider | str):
         msg = (
             f"Cannot inject {where}: {marker!r} names neither a provider nor a "
-            "provider id. Use Provide[Container.httpx_client] or "
-            "Provide['httpx_client']."
+            "provider id. Name a provider of your container, "
+            "`Provide[Container.name]`, or its name as a string, `Provide['name']`."
         )
         raise InjectionError(msg)
     keyword_only = parameter.kind == parameter.KEYWORD_ONLY

@@ -44,6 +44,10 @@ class Services(containers.DeclarativeContainer):
     infra = providers.Container(Infra)
 
 
+class Other(containers.DeclarativeContainer):
+    setting = providers.Object("value")
+
+
 @inject
 async def async_view(
     request: HttpRequest, client: Client = Provide[Services.client]
@@ -217,6 +221,97 @@ class TestWithoutLifespan:
         assert "parameter 'missing' of tests.test_inject." in str(caught.value)
         assert "names no provider of the container 'Services'" in str(caught.value)
 
+    async def test_marker_is_shown_as_written(self) -> None:
+        """The error names the marker as its code reads, Provide[Services.client], not the provider's repr."""
+        with (
+            override_settings(LIFESPAN_DI={"CONTAINER": Services}),
+            pytest.raises(LifespanNotRunningError) as caught,
+        ):
+            await async_view(AsyncRequestFactory().get("/"))
+
+        assert str(caught.value).startswith(
+            "Cannot use Provide[Services.client] for parameter 'client' of "
+            "tests.test_inject.async_view: no lifespan is running"
+        )
+
+
+class TestUnresolvedHints:
+    async def test_misspelt_id_suggests_the_closest_names(
+        self, services: Services
+    ) -> None:
+        """A misspelt string id is answered with the container's closest provider names."""
+
+        @inject
+        def view(client: Any = Provide["clinet"]) -> Any:
+            return client
+
+        async with container_lifespan(services):
+            with pytest.raises(InjectionError) as caught:
+                view()
+
+        assert str(caught.value).endswith(
+            "Provide['clinet'] names no provider of the container 'Services'. "
+            "Did you mean Provide['client']?"
+        )
+
+    async def test_no_close_name_lists_the_providers(self, services: Services) -> None:
+        """A name close to none is answered with the container's real provider names."""
+
+        @inject
+        def view(value: Any = Provide["zzz"]) -> Any:
+            return value
+
+        async with container_lifespan(services):
+            with pytest.raises(InjectionError) as caught:
+                view()
+
+        assert str(caught.value).endswith(
+            "Its providers: 'client', 'wrapper', 'plain', 'infra', 'infra.cache'."
+        )
+        assert "httpx_client" not in str(caught.value)
+
+    async def test_containers_of_one_name_are_told_apart(
+        self, services: Services
+    ) -> None:
+        """A provider of another module's container of the same name is shown, and the fix suggested, with each container's module."""
+        from tests.project import twin_containers
+
+        @inject
+        def view(client: Any = Provide[twin_containers.Services.client]) -> Any:
+            return client
+
+        async with container_lifespan(services):
+            with pytest.raises(InjectionError) as caught:
+                view()
+
+        assert str(caught.value).endswith(
+            "Provide[tests.project.twin_containers.Services.client] names no provider "
+            "of the container 'tests.test_inject.Services'. Did you mean "
+            "Provide[tests.test_inject.Services.client]?"
+        )
+
+    async def test_provider_of_another_container_names_it(self) -> None:
+        """A marker of another container with no close name asks whether that container was meant."""
+
+        @inject
+        def view(value: Any = Provide[Other.setting]) -> Any:
+            return value
+
+        async with container_lifespan(Services()):
+            with pytest.raises(InjectionError) as caught:
+                view()
+
+        message = str(caught.value)
+        assert (
+            "Provide[Other.setting] names no provider of the container 'Services'"
+            in message
+        )
+        assert message.endswith(
+            "Is 'Other', whose provider the marker names, the container you meant to "
+            "run? Name it in LIFESPAN_DI['CONTAINER'] (or pass it to "
+            "get_asgi_application())."
+        )
+
 
 class TestViewShapes:
     async def test_class_based_view_methods(self, services: Services) -> None:
@@ -293,13 +388,15 @@ class TestViewShapes:
 
 class TestDecorationErrors:
     def test_no_marker(self) -> None:
-        """Decorating a function without markers fails at decoration."""
+        """Decorating a function without markers fails at decoration, with no made-up provider name."""
         with pytest.raises(
             InjectionError, match="none of its parameters has a Provide"
-        ):
+        ) as caught:
 
             @inject
             def view(request: HttpRequest) -> None: ...
+
+        assert "httpx_client" not in str(caught.value)
 
     def test_closing_marker(self) -> None:
         """Closing[...] is rejected at decoration with the reason."""
@@ -323,10 +420,12 @@ class TestDecorationErrors:
             def view(client: Any = Provide[Services.client], /) -> None: ...
 
     def test_marker_of_nothing(self) -> None:
-        """A marker naming neither a provider nor an id is rejected."""
+        """A marker naming neither a provider nor an id is rejected, with no made-up provider name."""
         with pytest.raises(
             InjectionError, match="names neither a provider nor a provider id"
-        ):
+        ) as caught:
 
             @inject
             def view(client: Any = Provide[42]) -> None: ...  # type: ignore[index]
+
+        assert "httpx_client" not in str(caught.value)
