@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,9 +19,11 @@ from asgiref.testing import ApplicationCommunicator
 from dependency_injector import containers, providers
 from django.conf import settings
 from django.core.management import CommandError, call_command
+from django.core.management.base import BaseCommand
 from django.test import override_settings
 
 from lifespan_di import LifespanASGIHandler
+from lifespan_di.management.commands.lifespan import Command
 from tests.project.broken_settings import BROKEN, MISSING
 from tests.recorder import Recorder
 
@@ -124,6 +128,34 @@ class TestCheck:
         assert api.rstrip().endswith("stopped")
         assert "All 4 resources of Chain started and stopped cleanly." in output
         assert sorted(recorder.stopped) == ["api", "cache", "db", "worker"]
+
+    def test_one_resource_is_counted_in_the_singular(self, recorder: Recorder) -> None:
+        """With one resource, the closing line names it in the singular."""
+
+        class One(containers.DeclarativeContainer):
+            db = providers.Resource(recorder.async_resource("db"))
+
+        with override_settings(
+            LIFESPAN_DI={"CONTAINER": One()}, ROOT_URLCONF=EMPTY_URLS
+        ):
+            output = run("check")
+
+        assert output.splitlines()[-1] == (
+            "The only resource of One, One.db, started and stopped cleanly."
+        )
+
+    def test_no_resource_says_so(self) -> None:
+        """With no resource, the closing line says there was nothing to start."""
+
+        class Empty(containers.DeclarativeContainer):
+            value = providers.Object(1)
+
+        with override_settings(
+            LIFESPAN_DI={"CONTAINER": Empty()}, ROOT_URLCONF=EMPTY_URLS
+        ):
+            output = run("check")
+
+        assert output.splitlines()[-1] == ("Empty has no resources to start or stop.")
 
     def test_startup_failure_names_the_resource(self, recorder: Recorder) -> None:
         """A resource failing to start fails the command, naming it; the report shows what happened to each."""
@@ -260,3 +292,73 @@ class TestGraph:
         assert f"    {ids['Chain.cache']} --> {ids['Chain.api']}" in lines
         assert f"    {ids['Chain.api']} --> {ids['Chain.worker']}" in lines
         assert len([line for line in lines if "-->" in line]) == 3
+
+
+class TestDjangoOptions:
+    @pytest.mark.parametrize("action", ["check", "graph"])
+    def test_accepted_after_the_action(self, action: str) -> None:
+        """Django's options are accepted after the action, as before it."""
+        parser = Command().create_parser("manage.py", "lifespan")
+
+        options = parser.parse_args(
+            [
+                action,
+                *("-v", "2", "--settings", "a.settings", "--pythonpath", "src"),
+                *("--traceback", "--no-color", "--force-color", "--skip-checks"),
+            ]
+        )
+
+        assert options.verbosity == 2
+        assert options.settings == "a.settings"
+        assert options.pythonpath == "src"
+        assert options.traceback is options.no_color is options.force_color is True
+        assert options.skip_checks is True
+
+    def test_before_the_action_is_not_reset_by_it(self) -> None:
+        """An option given before the action keeps its value; one not given keeps Django's default."""
+        parser = Command().create_parser("manage.py", "lifespan")
+
+        options = parser.parse_args(["-v", "3", "--traceback", "check"])
+
+        assert options.verbosity == 3
+        assert options.traceback is True
+        assert options.no_color is False
+        assert options.skip_checks is False
+
+    def test_every_base_option_of_django(self) -> None:
+        """Each option Django gives every command, but --version, is accepted after the action."""
+        django_help = BaseCommand().create_parser("manage.py", "any").format_help()
+        out = StringIO()
+        parser = Command().create_parser("manage.py", "lifespan")
+
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+            parser.parse_args(["check", "--help"])
+
+        expected = set(re.findall(r"(?<![\w-])--?[a-z][a-z-]*", django_help))
+        accepted = set(re.findall(r"(?<![\w-])--?[a-z][a-z-]*", out.getvalue()))
+        assert expected - {"--version"} <= accepted
+
+    @pytest.mark.e2e
+    def test_from_the_command_line(self) -> None:
+        """`lifespan check --settings=... -v 2` from the shell runs the check with those settings."""
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        env.pop("DJANGO_SETTINGS_MODULE", None)
+        env.pop("LIFESPAN_DI_TEST_RECORD", None)
+
+        result = subprocess.run(
+            [
+                *(sys.executable, "-m", "django", "lifespan", "check"),
+                *("--settings=tests.project.settings", "-v", "2", "--no-color"),
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+        assert result.returncode == 0, result.stderr
+        assert "All 2 resources of Container started and stopped cleanly." in (
+            result.stdout
+        )

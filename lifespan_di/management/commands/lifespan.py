@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from argparse import SUPPRESS
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -14,6 +15,10 @@ from lifespan_di.exceptions import LifespanDIError, ShutdownError, StartupError
 from lifespan_di.preflight import prepare_lifespan
 
 STATUS_LABELS = {"pending": "not started"}
+SKIP_CHECKS = (
+    "Skip Django's system checks. The checks of the server's startup still run, as "
+    "they do when the server starts."
+)
 
 
 class Command(BaseCommand):
@@ -26,16 +31,9 @@ class Command(BaseCommand):
     requires_system_checks = ()
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--skip-checks",
-            action="store_true",
-            help=(
-                "Skip Django's system checks. The checks of the server's startup "
-                "still run, as they do when the server starts."
-            ),
-        )
+        parser.add_argument("--skip-checks", action="store_true", help=SKIP_CHECKS)
         actions = parser.add_subparsers(dest="action", required=True)
-        actions.add_parser(
+        check = actions.add_parser(
             "check",
             help=(
                 "Start and stop every resource exactly as the server would; print a "
@@ -45,6 +43,8 @@ class Command(BaseCommand):
         graph = actions.add_parser(
             "graph", help="Print the start order by waves, or a Mermaid diagram."
         )
+        for action in (check, graph):
+            _add_base_options(action)
         graph.add_argument(
             "--format",
             choices=["text", "mermaid"],
@@ -72,12 +72,7 @@ class Command(BaseCommand):
         self.stdout.write(_table(list(lifespan.records.values())))
         if failure is not None:
             raise CommandError(_failure_message(failure))
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"All {len(lifespan.records)} resources of {lifespan.name} started "
-                "and stopped cleanly."
-            )
-        )
+        self.stdout.write(self.style.SUCCESS(_success_message(lifespan)))
 
     def print_graph(self, graph: ResourceGraph, output: str) -> None:
         """Print the resources in start order: by waves, or as a Mermaid flowchart."""
@@ -97,6 +92,53 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"  {node.path}" + (f" (after {after})" if after else "")
                 )
+
+
+def _add_base_options(parser: CommandParser) -> None:
+    """Accept Django's options after the action too: ``lifespan check -v 2``.
+
+    Their defaults are suppressed, so that an option given before the action is not
+    reset by the action's parser, which argparse runs after the command's.
+    """
+    parser.add_argument(
+        "-v",
+        "--verbosity",
+        type=int,
+        choices=[0, 1, 2, 3],
+        default=SUPPRESS,
+        help="Verbosity level; 0=minimal, 1=normal, 2=verbose, 3=very verbose output.",
+    )
+    parser.add_argument(
+        "--settings",
+        default=SUPPRESS,
+        help='The Python path to a settings module, e.g. "myproject.settings".',
+    )
+    parser.add_argument(
+        "--pythonpath",
+        default=SUPPRESS,
+        help="A directory to add to the Python path.",
+    )
+    for flag, help_text in (
+        ("--traceback", "Display a full stack trace on CommandError exceptions."),
+        ("--no-color", "Don't colorize the command output."),
+        ("--force-color", "Force colorization of the command output."),
+        ("--skip-checks", SKIP_CHECKS),
+    ):
+        parser.add_argument(flag, action="store_true", default=SUPPRESS, help=help_text)
+
+
+def _success_message(lifespan: ContainerLifespan) -> str:
+    records = list(lifespan.records.values())
+    if not records:
+        return f"{lifespan.name} has no resources to start or stop."
+    if len(records) == 1:
+        return (
+            f"The only resource of {lifespan.name}, {records[0].path}, started and "
+            "stopped cleanly."
+        )
+    return (
+        f"All {len(records)} resources of {lifespan.name} started and stopped cleanly."
+    )
 
 
 async def _start_and_stop(engine: ContainerLifespan) -> LifespanDIError | None:
