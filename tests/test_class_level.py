@@ -1,7 +1,7 @@
 """The class and the instance: class-level providers answer from the running instance.
 
-Every test here that calls a class-level provider during a lifespan fails on the
-code before issue 13 (item 4): the call started a second copy of the resource.
+Every test here that calls a class-level provider during a lifespan fails without
+the class-level overrides: the call started a second copy of the resource.
 """
 
 from __future__ import annotations
