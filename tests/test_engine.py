@@ -385,6 +385,28 @@ class TestStartedValues:
             for message in messages
         )
 
+    async def test_the_summary_counts_one_resource_in_the_singular(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """ "Started 1 resource of One", not "1 resources"."""
+        caplog.set_level(logging.INFO, logger="lifespan_di")
+
+        class One(containers.DeclarativeContainer):
+            db = providers.Resource(lambda: "db")
+
+        async with container_lifespan(One()):
+            pass
+
+        summaries = [
+            message
+            for message in (record.getMessage() for record in caplog.records)
+            if " of One in " in message
+        ]
+        assert [message.split(" in ")[0] for message in summaries] == [
+            "Started 1 resource of One",
+            "Stopped 1 resource of One",
+        ]
+
     async def test_failures_are_logged_with_tracebacks(
         self, recorder: Recorder, caplog: pytest.LogCaptureFixture
     ) -> None:

@@ -82,8 +82,9 @@ class ContainerLifespan:
         """What happened to each resource, by its path (``"Container.db"``)."""
         self._phase: Phase = "new"
         self._engine: Engine | None = None
-        self._shared: list[dict[str, Any]] = [self.state]
-        """The dicts every user of this lifespan reads: its state, and the servers'."""
+        self._shared: dict[int, dict[str, Any]] = {id(self.state): self.state}
+        """The dicts every user of this lifespan reads, by ``id()``: its state, and
+        the servers'. Held here, so no other live object can have their ids."""
 
     @property
     def running(self) -> bool:
@@ -93,14 +94,14 @@ class ContainerLifespan:
     def publish(self, target: dict[str, Any]) -> None:
         """Copy the state into ``target``: a server's lifespan-scope ``state`` dict."""
         target.update(self.state)
-        self._shared.append(target)
+        self._shared[id(target)] = target
 
     def shares(self, data: Mapping[str, Any]) -> bool:
         """Whether ``data`` is this lifespan's state or a dict it was published into.
 
         Such a dict is read by every request: a request must write to a copy.
         """
-        return any(data is shared for shared in self._shared)
+        return self._shared.get(id(data)) is data  # every request asks: no loop
 
     def started_value(self, provider: providers.Provider[Any], default: Any) -> Any:
         """Return the value ``provider`` started with in this lifespan, or ``default``.
@@ -206,7 +207,8 @@ class ContainerLifespan:
     def _log(self, done: str, began: float) -> None:
         count = len(self._engine.started) if self._engine else 0
         ms = (perf_counter() - began) * 1000
-        logger.info("%s %d resources of %s in %.1f ms.", done, count, self.name, ms)
+        noun = "resource" if count == 1 else "resources"
+        logger.info("%s %d %s of %s in %.1f ms.", done, count, noun, self.name, ms)
 
     def _stopped(self) -> None:
         self._phase = "stopped"
