@@ -11,10 +11,12 @@ import gc
 import os
 import platform
 import re
+import socket
 import statistics
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -247,3 +249,20 @@ def run_wrk(url: str, duration: float, connections: int, cpu: int) -> WrkRun:
         for n in re.findall(r"(?:Non-2xx or 3xx responses|Socket errors).*?(\d+)", out)
     )
     return WrkRun(int(total[1]), float(rps[1]), float(p99[1]) * _UNITS[p99[2]], errors)
+
+
+@contextmanager
+def reserved_port() -> Iterator[int]:
+    """A free port on 127.0.0.1 for a server to bind, held until the block ends.
+
+    A socket bound to port 0 with ``SO_REUSEADDR`` and never listening: no other
+    process gets the port meanwhile, and the server (which sets ``SO_REUSEADDR``
+    too, as uvicorn does) can bind it. Not ``--fd``: uvicorn 0.55 wraps a passed
+    socket as ``AF_UNIX`` and never sets ``TCP_NODELAY`` on its connections, so a
+    response written in two parts (Django's headers, then body) waits for the
+    client's delayed ACK, about 40 ms on Linux, and wrk measures that.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]

@@ -10,7 +10,8 @@ Run it from the repository root, *not* under taskset: it pins each uvicorn to
 
 Each variant is its own uvicorn process (``--workers 1 --loop uvloop --http httptools
 --no-access-log``, ``--lifespan on``, or ``off`` for bare Django, whose handler
-rejects lifespan) on a socket bound to 127.0.0.1 port 0 and passed with ``--fd``. All
+rejects lifespan) on 127.0.0.1, on a port reserved here (``_common.reserved_port``:
+not ``--fd``, through which every response waits ~40 ms for wrk's delayed ACK). All
 of them start before the first load and stop (SIGTERM, by PID) after the last. Every
 round loads every variant once, in an order that rotates from round to round, with
 ``wrk -t1 -c32 -d<duration>s --latency`` on one path; a warm-up load of 1 s per
@@ -31,7 +32,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,7 +42,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import pin, run_wrk, verdict
+from _common import pin, reserved_port, run_wrk, verdict
 
 TARGET_RATIO = 0.97
 BENCHMARKS = Path(__file__).resolve().parent
@@ -93,13 +93,7 @@ class Load:
 @contextmanager
 def uvicorn(variant: Variant, cpu: int, log: Path) -> Iterator[Server]:
     """Start ``variant`` under uvicorn pinned to ``cpu``; stop it by PID on exit."""
-    with (
-        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock,
-        log.open("wb") as out,
-    ):
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(1024)
-        fd = sock.fileno()
+    with reserved_port() as port, log.open("wb") as out:
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -109,8 +103,10 @@ def uvicorn(variant: Variant, cpu: int, log: Path) -> Iterator[Server]:
                 "--factory",
                 "--app-dir",
                 str(BENCHMARKS),
-                "--fd",
-                str(fd),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
                 "--workers",
                 "1",
                 "--loop",
@@ -121,22 +117,21 @@ def uvicorn(variant: Variant, cpu: int, log: Path) -> Iterator[Server]:
                 "--lifespan",
                 variant.lifespan,
             ],
-            pass_fds=[fd],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
             preexec_fn=lambda: pin(cpu),  # the parent has one thread
         )
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}{variant.path}"
-    try:
-        yield Server(variant, process, url)
-    finally:
-        process.send_signal(signal.SIGTERM)
+        url = f"http://127.0.0.1:{port}{variant.path}"
         try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            yield Server(variant, process, url)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def wait_ready(server: Server, log: Path) -> None:

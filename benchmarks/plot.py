@@ -6,11 +6,15 @@ extra)::
     taskset -c 1 python benchmarks/in_process.py --json \
         benchmarks/results/in_process.json
     python benchmarks/http_load.py --json benchmarks/results/http_load.json
+    python benchmarks/request_threads.py --json \
+        benchmarks/results/request_threads.json
     python benchmarks/plot.py  # reads benchmarks/results/, writes docs/benchmarks.png
 
-Three panels: whole requests in process (µs per request), the handler core in
-process (µs added over bare Django, same kind of view), and requests/s over HTTP
-under uvicorn. Bars are medians over the rounds, whiskers the min-max.
+Top row: whole requests in process (µs per request), the handler core in process
+(µs added over bare Django, same kind of view), and requests/s over HTTP under
+uvicorn. Bottom row, ``REQUEST_THREADS`` against bare Django: whole requests in
+process, one at a time, and requests/s over HTTP. Bars are medians over the rounds,
+whiskers the min-max.
 """
 
 from __future__ import annotations
@@ -85,8 +89,9 @@ def main() -> int:
     args = parser.parse_args()
     in_process = json.loads((args.results / "in_process.json").read_text())
     http = json.loads((args.results / "http_load.json").read_text())
-    figure = Figure(figsize=(18, 6.5), layout="constrained")
-    whole, core, served = figure.subplots(1, 3)
+    threads = json.loads((args.results / "request_threads.json").read_text())
+    figure = Figure(figsize=(18, 13), layout="constrained")
+    (whole, core, served), (pooled, pooled_served, unused) = figure.subplots(2, 3)
     panel(
         whole,
         in_process["whole"],
@@ -114,11 +119,28 @@ def main() -> int:
         "HTTP: uvicorn + uvloop, wrk -c32",
         "requests/s (median, min-max)",
     )
+    panel(
+        pooled,
+        threads["in_process"]["one at a time"],
+        "median",
+        "REQUEST_THREADS, in process: whole requests, one at a time",
+        "µs per request (median, min-max)",
+        skip=("lifespan_di @HEAD",),
+    )
+    connections = threads["args"]["connections"]
+    panel(
+        pooled_served,
+        {name: row for name, row in threads["http"].items() if name != "pools"},
+        "median",
+        f"REQUEST_THREADS, HTTP: uvicorn + uvloop, wrk -c{connections}",
+        "requests/s (median, min-max)",
+    )
+    unused.set_axis_off()
     figure.suptitle(
         f"lifespan_di benchmarks — {in_process.get('environment', '')}", fontsize=10
     )
     figure.savefig(args.output, dpi=110)
-    print(f"wrote {args.output.relative_to(ROOT)}")
+    print(f"wrote {args.output}")
     return 0
 
 

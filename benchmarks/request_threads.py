@@ -34,12 +34,13 @@ Parts (``--only``):
 2. ``http``: requests/s and p99 under uvicorn (1 worker, uvloop, httptools) loaded by
    ``wrk -t1 -c<connections> --latency`` from 127.0.0.1, as ``http_load.py`` does:
    every server starts first, every round loads each once in a rotating order.
-   uvicorn binds a port reserved here rather than taking ``--fd`` (see ``uvicorn()``:
-   through ``--fd`` every response waits ~40 ms for wrk's delayed ACK).
-   Async and sync views (target: pooled ≥ 1.4x bare Django), and ``/query/`` on
-   PostgreSQL: pooled with ``CONN_MAX_AGE = 60`` against bare Django with
-   ``CONN_MAX_AGE = 0`` (target ≥ 2x). With the setting off: no change (ratio within
-   ``NO_CHANGE``).
+   uvicorn binds a port reserved here (``_common.reserved_port``). Async and sync
+   views, and ``/query/`` on PostgreSQL (pooled with ``CONN_MAX_AGE = 60``, bare
+   Django with ``CONN_MAX_AGE = 0``), each with ``REQUEST_THREADS`` 8 and ``SIZED``
+   (64, the peak of requests holding a thread at 32 connections): the sized pool
+   carries the targets, ≥ 1.4x bare Django's requests/s (views) and ≥ 2x (query).
+   With the setting off: no change (ratio within ``NO_CHANGE``). Each pool's report
+   at shutdown (overflowed requests, peak) is printed under the table.
 3. ``backends``: ``--requests`` requests of ``/query/`` at 32 concurrency (32 threads
    of ``http.client``, keep-alive), ``CONN_MAX_AGE = 60``: pooled, and bare Django.
    Each answer names the backend PID and the thread; ``pg_stat_activity`` is also
@@ -58,7 +59,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -81,6 +81,7 @@ from _common import (
     measure,
     pair,
     pin,
+    reserved_port,
     run_wrk,
     serve,
     verdict,
@@ -318,35 +319,17 @@ def pg_env(pg: Any) -> dict[str, str]:
 
 
 @contextmanager
-def uvicorn(
-    served: Served, cpu: int, log: Path, pg: Any, bind: str = "port"
-) -> Iterator[Server]:
+def uvicorn(served: Served, cpu: int, log: Path, pg: Any) -> Iterator[Server]:
     """Start ``served`` under uvicorn pinned to ``cpu``; stop it by PID on exit.
 
-    ``bind="port"``: uvicorn binds 127.0.0.1 on a port reserved here (a socket bound
-    to port 0 with ``SO_REUSEADDR``, never listening, open until the server stopped,
-    as tests/servers/harness.py does for granian). ``bind="fd"``: the socket is
-    passed with ``--fd``, as http_load.py does; uvicorn then wraps it as an
-    ``AF_UNIX`` socket, so its connections never get ``TCP_NODELAY`` and every
-    response whose headers and body are written apart waits for the client's
-    delayed ACK (about 40 ms on Linux): wrk then measures that, not the server.
+    uvicorn binds 127.0.0.1 on a port reserved here (``_common.reserved_port``, which
+    says why not ``--fd``).
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
     env["BENCH_REQUEST_THREADS"] = "" if served.threads is None else str(served.threads)
     if served.conn_max_age is not None:
         env.update(pg_env(pg), BENCH_CONN_MAX_AGE=str(served.conn_max_age))
-    with ExitStack() as stack:
-        sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        if bind == "fd":
-            sock.listen(1024)
-            address = ["--fd", str(sock.fileno())]
-            pass_fds = [sock.fileno()]
-        else:
-            address = ["--host", "127.0.0.1", "--port", str(port)]
-            pass_fds = []
+    with reserved_port() as port:
         with log.open("wb") as out:
             process = subprocess.Popen(
                 [
@@ -357,7 +340,10 @@ def uvicorn(
                     "--factory",
                     "--app-dir",
                     str(BENCHMARKS),
-                    *address,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
                     "--workers",
                     "1",
                     "--loop",
@@ -368,15 +354,12 @@ def uvicorn(
                     "--lifespan",
                     served.lifespan,
                 ],
-                pass_fds=pass_fds,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 preexec_fn=lambda: pin(cpu),  # the parent's other threads hold no lock
             )
-        if bind == "fd":
-            stack.close()  # uvicorn has its own copy
         server = Server(served, process, port, log)
         try:
             yield server
@@ -556,9 +539,7 @@ def http_part(
         servers: dict[Served, Server] = {}
         for index, served in enumerate(dict.fromkeys(v.served for v in variants)):
             log = args.logs / f"benchmark-threads-uvicorn-{index}.log"
-            server = stack.enter_context(
-                uvicorn(served, args.server_cpu, log, pg, args.bind)
-            )
+            server = stack.enter_context(uvicorn(served, args.server_cpu, log, pg))
             servers[served] = server
         for variant in variants:
             wait_ready(servers[variant.served], variant.path)
@@ -771,7 +752,7 @@ def backends_part(
         while backend_pids(pg) and time.monotonic() < deadline:
             time.sleep(0.05)  # the previous server's backends
         log = args.logs / f"benchmark-threads-backends-{index}.log"
-        with uvicorn(served, args.server_cpu, log, pg, args.bind) as server:
+        with uvicorn(served, args.server_cpu, log, pg) as server:
             wait_ready(server, "/query/")
             done = threading.Event()
 
@@ -877,12 +858,6 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32, help="HTTP: wrk -c")
     parser.add_argument(
         "--requests", type=int, default=2000, help="backends: requests per variant"
-    )
-    parser.add_argument(
-        "--bind",
-        choices=("port", "fd"),
-        default="port",
-        help="how uvicorn gets its socket (fd: as http_load.py, Nagle-bound)",
     )
     parser.add_argument("--server-cpu", type=int, default=1)
     parser.add_argument("--client-cpu", type=int, default=0)
