@@ -235,56 +235,45 @@ class TestWithoutLifespan:
         )
 
 
+async def unresolved(marker: Any) -> str:
+    """The InjectionError a view injected with ``marker`` raises under ``Services``."""
+
+    @inject
+    def view(value: Any = marker) -> Any:
+        return value
+
+    async with container_lifespan(Services()):
+        with pytest.raises(InjectionError) as caught:
+            view()
+    return str(caught.value)
+
+
 class TestUnresolvedHints:
-    async def test_misspelt_id_suggests_the_closest_names(
-        self, services: Services
-    ) -> None:
+    async def test_misspelt_id_suggests_the_closest_names(self) -> None:
         """A misspelt string id is answered with the container's closest provider names."""
+        message = await unresolved(Provide["clinet"])
 
-        @inject
-        def view(client: Any = Provide["clinet"]) -> Any:
-            return client
-
-        async with container_lifespan(services):
-            with pytest.raises(InjectionError) as caught:
-                view()
-
-        assert str(caught.value).endswith(
+        assert message.endswith(
             "Provide['clinet'] names no provider of the container 'Services'. "
             "Did you mean Provide['client']?"
         )
 
-    async def test_no_close_name_lists_the_providers(self, services: Services) -> None:
+    async def test_no_close_name_lists_the_providers(self) -> None:
         """A name close to none is answered with the container's real provider names."""
+        message = await unresolved(Provide["zzz"])
 
-        @inject
-        def view(value: Any = Provide["zzz"]) -> Any:
-            return value
-
-        async with container_lifespan(services):
-            with pytest.raises(InjectionError) as caught:
-                view()
-
-        assert str(caught.value).endswith(
+        assert message.endswith(
             "Its providers: 'client', 'wrapper', 'plain', 'infra', 'infra.cache'."
         )
-        assert "httpx_client" not in str(caught.value)
+        assert "httpx_client" not in message
 
-    async def test_containers_of_one_name_are_told_apart(
-        self, services: Services
-    ) -> None:
+    async def test_containers_of_one_name_are_told_apart(self) -> None:
         """A provider of another module's container of the same name is shown, and the fix suggested, with each container's module."""
         from tests.project import twin_containers
 
-        @inject
-        def view(client: Any = Provide[twin_containers.Services.client]) -> Any:
-            return client
+        message = await unresolved(Provide[twin_containers.Services.client])
 
-        async with container_lifespan(services):
-            with pytest.raises(InjectionError) as caught:
-                view()
-
-        assert str(caught.value).endswith(
+        assert message.endswith(
             "Provide[tests.project.twin_containers.Services.client] names no provider "
             "of the container 'tests.test_inject.Services'. Did you mean "
             "Provide[tests.test_inject.Services.client]?"
@@ -292,16 +281,8 @@ class TestUnresolvedHints:
 
     async def test_provider_of_another_container_names_it(self) -> None:
         """A marker of another container with no close name asks whether that container was meant."""
+        message = await unresolved(Provide[Other.setting])
 
-        @inject
-        def view(value: Any = Provide[Other.setting]) -> Any:
-            return value
-
-        async with container_lifespan(Services()):
-            with pytest.raises(InjectionError) as caught:
-                view()
-
-        message = str(caught.value)
         assert (
             "Provide[Other.setting] names no provider of the container 'Services'"
             in message

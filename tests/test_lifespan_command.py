@@ -63,17 +63,24 @@ def run_lifespan_check(
     check_id: str, *options: str
 ) -> subprocess.CompletedProcess[str]:
     """``manage.py lifespan [options] check`` as a process, on the broken settings."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.project.broken_settings",
-        "PYTHONPATH": str(REPO_ROOT),
-        "LIFESPAN_DI_TEST_BROKEN": check_id,
-    }
-    env.pop("LIFESPAN_DI_TEST_RECORD", None)
+    return manage_lifespan(
+        *options,
+        "check",
+        DJANGO_SETTINGS_MODULE="tests.project.broken_settings",
+        LIFESPAN_DI_TEST_BROKEN=check_id,
+    )
+
+
+def manage_lifespan(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m django lifespan *args`` as a process, with ``env`` added."""
+    environ = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **env}
+    for name in ("LIFESPAN_DI_TEST_RECORD", "DJANGO_SETTINGS_MODULE"):
+        if name not in env:
+            environ.pop(name, None)
     return subprocess.run(
-        [sys.executable, "-m", "django", "lifespan", *options, "check"],
+        [sys.executable, "-m", "django", "lifespan", *args],
         cwd=REPO_ROOT,
-        env=env,
+        env=environ,
         capture_output=True,
         text=True,
         timeout=60,
@@ -341,21 +348,8 @@ class TestDjangoOptions:
     @pytest.mark.e2e
     def test_from_the_command_line(self) -> None:
         """`lifespan check --settings=... -v 2` from the shell runs the check with those settings."""
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-        env.pop("DJANGO_SETTINGS_MODULE", None)
-        env.pop("LIFESPAN_DI_TEST_RECORD", None)
-
-        result = subprocess.run(
-            [
-                *(sys.executable, "-m", "django", "lifespan", "check"),
-                *("--settings=tests.project.settings", "-v", "2", "--no-color"),
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        result = manage_lifespan(
+            "check", "--settings=tests.project.settings", "-v", "2", "--no-color"
         )
 
         assert result.returncode == 0, result.stderr
