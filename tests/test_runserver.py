@@ -297,7 +297,10 @@ def test_static_files_are_served_and_lifespan_passes_the_static_handler(
     assert set(sync_state.json()["keys"]) >= RESOURCES
 
 
-DJANGO_BANNER = re.compile(r"Starting development server at http://127\.0\.0\.1:(\d+)/")
+DJANGO_BANNER = re.compile(
+    # 5.2: "Starting development server at"; 6.1: "Starting WSGI development server at".
+    r"Starting (?:WSGI )?development server at http://127\.0\.0\.1:(\d+)/"
+)
 ORDER_SETTINGS = """\
 from tests.project.settings import *  # noqa: F403
 
