@@ -6,7 +6,7 @@ import django
 from dependency_injector import containers
 
 from lifespan_di.handler import LifespanASGIHandler
-from lifespan_di.preflight import installation_problems
+from lifespan_di.preflight import require_installed
 
 __all__ = ["get_asgi_application"]
 
@@ -33,7 +33,5 @@ def get_asgi_application(
     django.setup(set_prefix=False)
     # Here as well as at lifespan startup: a server that sends no lifespan (daphne)
     # would otherwise serve, and fail only when a request reads a resource.
-    problems = installation_problems()
-    if problems:
-        raise problems[0].error()
+    require_installed()
     return LifespanASGIHandler(container=container)

@@ -8,7 +8,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 
-from lifespan_di.preflight import installation_problems
+from lifespan_di.preflight import require_installed
 from lifespan_di.scope import (
     current_scope,
     enter_scope,
@@ -43,9 +43,7 @@ class LifespanStateMiddleware:
     def __init__(self, get_response: GetResponse | AsyncGetResponse) -> None:
         # Django builds the middleware when its handler starts: under Django's own
         # runserver or a WSGI server, no lifespan startup would refuse the project.
-        problems = installation_problems()
-        if problems:
-            raise problems[0].error()
+        require_installed()
         self.get_response = get_response
         self.async_mode = iscoroutinefunction(get_response)
         if self.async_mode:

@@ -36,7 +36,12 @@ from lifespan_di.installation import APP, STATICFILES, missing
 from lifespan_di.providers import request_resources
 from lifespan_di.view_resources import lifetime_problems
 
-__all__ = ["installation_problems", "prepare_lifespan", "startup_problems"]
+__all__ = [
+    "installation_problems",
+    "prepare_lifespan",
+    "require_installed",
+    "startup_problems",
+]
 
 
 def startup_problems(
@@ -88,6 +93,13 @@ def installation_problems() -> list[Problem]:
             "runserver would otherwise win).",
         )
     ]
+
+
+def require_installed() -> None:
+    """Raise E016's ``ConfigurationError`` if lifespan_di is not in INSTALLED_APPS."""
+    problems = installation_problems()
+    if problems:
+        raise problems[0].error()
 
 
 async def prepare_lifespan(
