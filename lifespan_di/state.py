@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, MutableMapping
-from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, overload
 
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest
@@ -69,8 +68,8 @@ class State(MutableMapping[str, Any]):
         copying it again would cost every request a dict copy.
         """
         state = cls.__new__(cls)
-        object.__setattr__(state, "_data", data)
-        object.__setattr__(state, "_prefix", "")
+        _set_data(state, data)
+        _set_prefix(state, "")
         return state
 
     @property
@@ -172,6 +171,12 @@ class State(MutableMapping[str, Any]):
         return StateKeyError(msg)
 
 
+# The slots' own setters: ``object.__setattr__`` costs twice as much, and
+# ``of_request`` runs for every request that reads its state.
+_set_data = State.__dict__["_data"].__set__
+_set_prefix = State.__dict__["_prefix"].__set__
+
+
 class UnavailableState(State):
     """The state of a request served while no lifespan runs: every read raises.
 
@@ -245,15 +250,33 @@ def scope_state(
     return unavailable()
 
 
+class _StateOnFirstRead:
+    """``request.state``: built on first read, then kept in the request's ``__dict__``.
+
+    What ``functools.cached_property`` does, without the lock its Python 3.11 version
+    takes: every request that reads the state builds it once.
+    """
+
+    @overload
+    def __get__(self, request: None, owner: type[Any]) -> _StateOnFirstRead: ...
+    @overload
+    def __get__(self, request: ASGIRequest, owner: type[Any]) -> State: ...
+    def __get__(
+        self, request: ASGIRequest | None, owner: type[Any]
+    ) -> State | _StateOnFirstRead:
+        if request is None:
+            return self
+        state = request.__dict__["state"] = scope_state(request.scope)
+        return state
+
+
 class LifespanASGIRequest(ASGIRequest):
     """Django's ``ASGIRequest`` with ``request.state``, built on first read.
 
-    So views read the lifespan state under ``LifespanASGIHandler`` whether or not
-    ``LifespanStateMiddleware`` is installed; the middleware's assignment, when it
-    is, takes precedence (``cached_property`` yields to the instance's attribute).
+    So views read the lifespan state under ``LifespanASGIHandler``, which needs no
+    ``LifespanStateMiddleware``. An assignment to ``request.state`` takes precedence
+    (the instance's attribute hides the class's).
     """
 
-    @cached_property
-    def state(self) -> State:
-        """This request's lifespan state, as ``LifespanStateMiddleware`` sets it."""
-        return request_state(self)
+    state = _StateOnFirstRead()
+    """This request's lifespan state, as ``LifespanStateMiddleware`` sets it."""

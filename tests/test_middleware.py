@@ -248,6 +248,19 @@ class TestHandlerRequest:
 
         assert request.state["httpx_client"] is running["httpx_client"]
 
+    async def test_state_is_built_once_per_request(
+        self, running: dict[str, Any]
+    ) -> None:
+        """Every read of the handler request's state gives the same State: a write is seen by later reads."""
+        scope = AsyncRequestFactory().get("/").scope  # type: ignore[attr-defined]
+        request = LifespanASGIRequest(scope, BytesIO())
+
+        request.state["scratch"] = 1
+
+        assert request.state is request.state
+        assert request.state["scratch"] == 1
+        assert "scratch" not in running
+
     def test_state_without_a_lifespan_explains_why(self) -> None:
         """Without middleware or lifespan, reading the handler's request.state raises LifespanNotRunningError, not AttributeError."""
         scope = AsyncRequestFactory().get("/").scope  # type: ignore[attr-defined]
