@@ -161,7 +161,9 @@ class RequestScopeError(LifespanDIError, RuntimeError):
             "in this context. Request resources exist per request: serve the "
             "project with lifespan_di.get_asgi_application() (or add "
             "LifespanStateMiddleware), or wrap other code in "
-            "`with lifespan_di.request_scope():`."
+            "`with lifespan_di.request_scope():`. LifespanASGIHandler opens request "
+            "scopes once the process has declared a request resource: declare them "
+            "in the container's module, not in one a request imports first."
         )
         if in_thread:
             msg += (

@@ -32,15 +32,11 @@ from lifespan_di.lifespan_answers import (
     shutdown_failed,
     startup_failed,
 )
+from lifespan_di.middleware import loading_for_lifespan_handler
 from lifespan_di.preflight import prepare_lifespan
+from lifespan_di.providers import RequestResource
 from lifespan_di.request_threads import RequestThreads
-from lifespan_di.scope import (
-    CURRENT,
-    current_scope,
-    enter_scope,
-    exit_scope,
-    record_view_exception,
-)
+from lifespan_di.scope import CURRENT, RequestScope, record_view_exception
 from lifespan_di.state import LifespanASGIRequest
 from lifespan_di.view_resources import closing_view_resources
 
@@ -82,9 +78,11 @@ class LifespanASGIHandler(ASGIHandler):
         Django's own ``__call__`` is inlined (every frame on a request's stack costs
         it at each resumption): a ``ThreadSensitiveContext``, with the thread lent by
         ``REQUEST_THREADS`` if set, around ``handle()``. Inside it, the request
-        scope: ``send_response`` closes it once the body is sent; it is closed here
-        if the response never was (client gone, Django raised), and always ended
-        here, so that a task the view left running cannot open request resources.
+        scope, once the process has declared a request resource (until then none
+        could open): ``send_response`` closes it once the body is sent; it is closed
+        here if the response never was (client gone, Django raised), and always
+        ended here, so that a task the view left running cannot open request
+        resources.
         """
         if scope["type"] == "lifespan":
             await self.handle_lifespan(scope, receive, send)
@@ -102,7 +100,11 @@ class LifespanASGIHandler(ASGIHandler):
                 if thread is None
                 else ThreadSensitiveContext(executor=thread)
             ):
-                request_scope, token = enter_scope()
+                if not RequestResource.declared:
+                    await self.handle(scope, receive, send)
+                    return
+                request_scope = RequestScope()
+                token = CURRENT.set(request_scope)
                 try:
                     await self.handle(scope, receive, send)
                 except BaseException as error:
@@ -113,7 +115,7 @@ class LifespanASGIHandler(ASGIHandler):
                         await request_scope.aclose(request_scope.outcome())
                 finally:
                     request_scope.end()
-                    exit_scope(token)
+                    CURRENT.reset(token)
         finally:
             if threads is not None and thread is not None:
                 threads.release(thread)
@@ -217,9 +219,19 @@ class LifespanASGIHandler(ASGIHandler):
 
     # --- HTTP requests, each in its request scope -----------------------------------
 
+    def load_middleware(self, is_async: bool = False) -> None:
+        """Load ``MIDDLEWARE`` as Django does; ``LifespanStateMiddleware`` steps aside.
+
+        This handler does what the middleware does (``request.state``, the request
+        scope, the view's exception), so the middleware would only put two more
+        frames on every request.
+        """
+        with loading_for_lifespan_handler():
+            super().load_middleware(is_async)
+
     async def send_response(self, response: Any, send: Any) -> None:
         """Send the response, streamed body included, then close request resources."""
-        request_scope = current_scope()
+        request_scope = CURRENT.get()
         if request_scope is None or not request_scope.closes_after(response):
             await super().send_response(response, send)
             return
@@ -256,7 +268,9 @@ class LifespanASGIHandler(ASGIHandler):
 
     def make_view_atomic(self, view: Any) -> Any:
         """Close ``ViewResource`` instances as the view returns, inside its atomic."""
-        return super().make_view_atomic(closing_view_resources(view))
+        if RequestResource.views_declared:
+            view = closing_view_resources(view)
+        return super().make_view_atomic(view)
 
     def process_exception_by_middleware(
         self, exception: Exception, request: HttpRequest

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.core.exceptions import MiddlewareNotUsed
 from django.http import HttpRequest, HttpResponseBase
 
 from lifespan_di.preflight import require_installed
@@ -18,7 +21,12 @@ from lifespan_di.scope import (
 from lifespan_di.state import request_state
 from lifespan_di.view_resources import aend_view, end_view
 
-__all__ = ["AsyncMiddleware", "LifespanStateMiddleware", "request_state"]
+__all__ = [
+    "AsyncMiddleware",
+    "LifespanStateMiddleware",
+    "loading_for_lifespan_handler",
+    "request_state",
+]
 
 GetResponse = Callable[[HttpRequest], HttpResponseBase]
 AsyncGetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
@@ -35,6 +43,9 @@ class LifespanStateMiddleware:
     Where ``LifespanASGIHandler`` does not serve the request (WSGI, Django's own
     test clients), it also opens the request scope that request resources need, and
     closes the ``ViewResource`` instances when the response comes back through it.
+    Where it does, the handler does all of this itself, so the middleware steps
+    aside when that handler loads it (Django's ``MiddlewareNotUsed``) and costs its
+    requests nothing.
     """
 
     sync_capable = True
@@ -44,6 +55,9 @@ class LifespanStateMiddleware:
         # Django builds the middleware when its handler starts: under Django's own
         # runserver or a WSGI server, no lifespan startup would refuse the project.
         require_installed()
+        if _LOADING_FOR_HANDLER.get():
+            msg = "LifespanASGIHandler gives request.state and the request scope."
+            raise MiddlewareNotUsed(msg)
         self.get_response = get_response
         self.async_mode = iscoroutinefunction(get_response)
         if self.async_mode:
@@ -88,6 +102,26 @@ class LifespanStateMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
         """Record the view's exception for the request resources' teardowns."""
         record_view_exception(exception)
+
+
+_LOADING_FOR_HANDLER: ContextVar[bool] = ContextVar(
+    "lifespan_di_loading_for_handler", default=False
+)
+
+
+@contextmanager
+def loading_for_lifespan_handler() -> Iterator[None]:
+    """Tell the ``LifespanStateMiddleware`` built in the block that it is not needed.
+
+    ``LifespanASGIHandler`` loads its middleware inside: its request class gives
+    ``request.state``, and it opens the request scope and records the view's
+    exception itself.
+    """
+    token = _LOADING_FOR_HANDLER.set(True)
+    try:
+        yield
+    finally:
+        _LOADING_FOR_HANDLER.reset(token)
 
 
 AsyncMiddleware = LifespanStateMiddleware

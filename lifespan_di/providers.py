@@ -63,8 +63,10 @@ class RequestResource(providers.Provider[T]):
 
     closes_with_view: ClassVar[bool] = False
     """Whether it closes as the view returns (``ViewResource``), before the response."""
+    # Until one exists in the process, LifespanASGIHandler opens no request scope;
+    # until a ViewResource does, it wraps no view.
+    declared: ClassVar[bool] = False
     views_declared: ClassVar[bool] = False
-    """Whether a ``ViewResource`` exists: until one does, the handler wraps no view."""
 
     @overload
     def __init__(
@@ -115,14 +117,13 @@ class RequestResource(providers.Provider[T]):
         self._kind = forms.generator_kind(provides)
         self._maker = providers.Callable(provides, *args, **kwargs)
         # dependency-injector takes a generator for a coroutine and switches the
-        # Callable to async mode, which costs 2 µs per call; what it returns is
-        # opened (and awaited where needed) by lifespan_di anyway.
+        # Callable to async mode (2 µs per call); lifespan_di opens what it returns.
         self._maker.disable_async_mode()
         self._async = forms.is_async(provides)
         self._dependencies: tuple[RequestResource[Any], ...] | None = None
         self._name: str | None = None
-        if self.closes_with_view:
-            RequestResource.views_declared = True
+        RequestResource.declared = True
+        RequestResource.views_declared |= self.closes_with_view
         super().__init__()
 
     def __deepcopy__(self, memo: dict[int, Any] | None) -> RequestResource[T]:

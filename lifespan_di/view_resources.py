@@ -67,11 +67,9 @@ def closing_view_resources(view: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap ``view`` so that the ``ViewResource`` instances it opened close with it.
 
     Only the request's view is wrapped, so a view calling another view function
-    closes them once, when the outer one returns. ``view`` itself is returned while
-    no ``ViewResource`` exists in the process: such projects pay nothing.
+    closes them once, when the outer one returns. The handler wraps no view while no
+    ``ViewResource`` exists in the process: such projects pay nothing.
     """
-    if not RequestResource.views_declared:
-        return view
     try:
         return _WRAPPERS[view]
     except KeyError:

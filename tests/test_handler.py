@@ -10,15 +10,31 @@ import pytest
 from asgiref.testing import ApplicationCommunicator
 from dependency_injector import containers, providers
 from django.core.handlers.asgi import ASGIHandler
+from django.http import HttpRequest, HttpResponse
 from django.test import override_settings
+from django.urls import path
 
 from lifespan_di import get_asgi_application, get_container
 from lifespan_di.core.lifespan import LIFESPAN_STATE_KEY, RUNTIME
 from lifespan_di.handler import LifespanASGIHandler
+from lifespan_di.middleware import LifespanStateMiddleware
+from lifespan_di.providers import RequestResource
+from lifespan_di.scope import RequestScope, current_scope
 from tests.recorder import Recorder
 from tests.test_request_scope import http_scope
 
 TIMEOUT = 5
+
+SCOPES_SEEN: list[RequestScope | None] = []
+
+
+async def scope_view(request: HttpRequest) -> HttpResponse:
+    """Record the request scope the view runs in."""
+    SCOPES_SEEN.append(current_scope())
+    return HttpResponse()
+
+
+urlpatterns = [path("scope/", scope_view)]
 
 
 class Lifespan:
@@ -524,3 +540,69 @@ class TestRequests:
             in message["message"]
         )
         assert RUNTIME.active is None
+
+
+class TestWhatARequestPaysFor:
+    @pytest.mark.parametrize("declared", [False, True])
+    async def test_a_request_scope_opens_once_a_request_resource_exists(
+        self, declared: bool, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Until the process declares a RequestResource, the handler opens no request scope; once one exists, every request has its scope."""
+        monkeypatch.setattr(RequestResource, "declared", declared)
+        SCOPES_SEEN.clear()
+        with override_settings(ROOT_URLCONF=__name__):
+            status, _ = await http_get(LifespanASGIHandler(), "/scope/")
+
+        assert status == 200
+        assert len(SCOPES_SEEN) == 1
+        assert isinstance(SCOPES_SEEN[0], RequestScope) is declared
+
+    @pytest.mark.parametrize(
+        ("handler_class", "runs"),
+        [(ASGIHandler, True), (LifespanASGIHandler, False)],
+        ids=["django", "lifespan_di"],
+    )
+    async def test_the_middleware_steps_aside_under_the_handler(
+        self,
+        handler_class: type[ASGIHandler],
+        runs: bool,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """LifespanStateMiddleware serves requests under Django's handler, and is left out of LifespanASGIHandler's chain, whose requests still read request.state."""
+        calls: list[HttpRequest] = []
+        original = LifespanStateMiddleware.__call__
+
+        def counting(self: LifespanStateMiddleware, request: HttpRequest) -> Any:
+            calls.append(request)
+            return original(self, request)
+
+        monkeypatch.setattr(LifespanStateMiddleware, "__call__", counting)
+        app = handler_class()
+        state: dict[str, Any] = {}
+        lifespan = Lifespan(LifespanASGIHandler(), state)
+        await lifespan.send("lifespan.startup")
+
+        status, body = await http_get(app, "/sync-state/", state)
+        await lifespan.send("lifespan.shutdown")
+        await lifespan.finished()
+
+        assert status == 200
+        assert "httpx_client" in body["keys"]
+        assert len(calls) == runs
+
+    def test_a_view_is_wrapped_only_once_a_view_resource_exists(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Until the process declares a ViewResource, make_view_atomic returns Django's own view."""
+
+        def view(request: HttpRequest) -> HttpResponse:
+            return HttpResponse()
+
+        handler = LifespanASGIHandler()
+        monkeypatch.setattr(RequestResource, "views_declared", False)
+        unwrapped = handler.make_view_atomic(view)
+        monkeypatch.setattr(RequestResource, "views_declared", True)
+        wrapped = handler.make_view_atomic(view)
+
+        assert unwrapped is view
+        assert wrapped is not view

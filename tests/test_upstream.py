@@ -15,13 +15,14 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from asgiref.sync import (
     SyncToAsync,
     ThreadSensitiveContext,
     iscoroutinefunction,
+    markcoroutinefunction,
     sync_to_async,
 )
 from channels.auth import AuthMiddlewareStack
@@ -32,7 +33,7 @@ from channels.security.websocket import OriginValidator
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from channels.testing import WebsocketCommunicator
 from dependency_injector import containers, providers, wiring
-from django.core.exceptions import RequestAborted
+from django.core.exceptions import MiddlewareNotUsed, RequestAborted
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponse
@@ -152,6 +153,33 @@ def raises_sync(request: HttpRequest) -> HttpResponse:
 
 def echo(request: HttpRequest) -> HttpResponse:
     return HttpResponse(request.body)
+
+
+LOADING: contextvars.ContextVar[bool] = contextvars.ContextVar("loading", default=False)
+
+
+class CountingMiddleware:
+    """Records which middleware is built (and whether inside load_middleware) and called."""
+
+    built: ClassVar[list[tuple[str, bool]]] = []
+    called: ClassVar[list[str]] = []
+
+    def __init__(self, get_response: Any) -> None:
+        CountingMiddleware.built.append((type(self).__name__, LOADING.get()))
+        if isinstance(self, UnusedMiddleware):
+            raise MiddlewareNotUsed
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        CountingMiddleware.called.append(type(self).__name__)
+        return self.get_response(request)
+
+
+class UnusedMiddleware(CountingMiddleware):
+    pass
 
 
 urlpatterns = [
@@ -369,6 +397,34 @@ class TestDjango:
         await Exchange(probe, "/recorded/").run(Handler())
 
         assert [type(request) for request in probe.requests] == [StateRequest]
+
+    async def test_load_middleware_builds_the_middleware_and_skips_middleware_not_used(
+        self,
+    ) -> None:
+        """ASGIHandler() builds each MIDDLEWARE class inside its load_middleware(is_async=True) call, and leaves out of the chain one whose constructor raises MiddlewareNotUsed."""
+        probe = Probe()
+
+        class Handler(ASGIHandler):
+            def load_middleware(self, is_async: bool = False) -> None:
+                token = LOADING.set(is_async)
+                try:
+                    super().load_middleware(is_async)
+                finally:
+                    LOADING.reset(token)
+
+        middleware = [f"{__name__}.UnusedMiddleware", f"{__name__}.CountingMiddleware"]
+        with override_settings(MIDDLEWARE=middleware):
+            CountingMiddleware.built.clear()
+            CountingMiddleware.called.clear()
+            handler = Handler()
+            await Exchange(probe, "/recorded/").run(handler)
+
+        assert CountingMiddleware.built == [
+            ("CountingMiddleware", True),
+            ("UnusedMiddleware", True),
+        ]
+        assert [type(request) for request in probe.requests] == [ASGIRequest]
+        assert CountingMiddleware.called == ["CountingMiddleware"]
 
     def test_dont_enforce_csrf_checks_lets_a_post_without_token_through(self) -> None:
         """CsrfViewMiddleware accepts a POST without a token only from a request with _dont_enforce_csrf_checks = True."""
