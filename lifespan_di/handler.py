@@ -9,7 +9,7 @@ overrides: docs/how-it-works.md ("What lifespan_di relies on"), pinned by tests.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -77,12 +77,11 @@ class LifespanASGIHandler(ASGIHandler):
 
         Django's own ``__call__`` is inlined (every frame on a request's stack costs
         it at each resumption): a ``ThreadSensitiveContext``, with the thread lent by
-        ``REQUEST_THREADS`` if set, around ``handle()``. Inside it, the request
-        scope, once the process has declared a request resource (until then none
-        could open): ``send_response`` closes it once the body is sent; it is closed
-        here if the response never was (client gone, Django raised), and always
-        ended here, so that a task the view left running cannot open request
-        resources.
+        ``REQUEST_THREADS`` if set, around ``handle()``. Inside it, once a request
+        resource exists, the request scope: ``send_response`` closes it after the
+        body; it is closed here if the response never was sent (client gone, Django
+        raised), and always ended here, so that a task the view left running
+        cannot open request resources.
         """
         if scope["type"] == "lifespan":
             await self.handle_lifespan(scope, receive, send)
@@ -200,8 +199,7 @@ class LifespanASGIHandler(ASGIHandler):
     def _read_request_threads(self) -> None:
         """Lend requests threads of a pool if ``REQUEST_THREADS`` asks for one.
 
-        Read once, at the lifespan startup or the first request, until the lifespan
-        shutdown closes the pool.
+        Read at the lifespan startup or the first request, again after a shutdown.
         """
         self._threads_read = True
         if container_configured():
@@ -220,22 +218,24 @@ class LifespanASGIHandler(ASGIHandler):
     # --- HTTP requests, each in its request scope -----------------------------------
 
     def load_middleware(self, is_async: bool = False) -> None:
-        """Load ``MIDDLEWARE`` as Django does; ``LifespanStateMiddleware`` steps aside.
-
-        This handler does what the middleware does (``request.state``, the request
-        scope, the view's exception), so the middleware would only put two more
-        frames on every request.
-        """
+        """Load ``MIDDLEWARE``; ``LifespanStateMiddleware`` steps aside: this handler
+        does its work (``request.state``, the request scope, the view's exception)."""
         with loading_for_lifespan_handler():
             super().load_middleware(is_async)
 
-    async def send_response(self, response: Any, send: Any) -> None:
-        """Send the response, streamed body included, then close request resources."""
+    def send_response(self, response: Any, send: Any) -> Coroutine[Any, Any, None]:
+        """Send the response, streamed body included, then close request resources.
+
+        Django's own coroutine when nothing closes after the body: no frame of ours.
+        """
         request_scope = CURRENT.get()
         if request_scope is None or not request_scope.closes_after(response):
-            await super().send_response(response, send)
-            return
+            return super().send_response(response, send)
+        return self._send_response_then_close(response, send, request_scope)
 
+    async def _send_response_then_close(
+        self, response: Any, send: Any, request_scope: RequestScope
+    ) -> None:
         async def send_and_track(message: Any) -> None:
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 request_scope.response_complete = True
