@@ -32,9 +32,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def colour(name: str) -> str:
-    if name.startswith("bare"):
+    if name.startswith(("bare", "  control")):
         return "#9e9e9e"
-    if name.startswith(("lifespan_di", "  of which")):
+    if name.startswith(("lifespan_di", "  of which", "  the same")):
         return "#1565c0"
     if name.startswith("django-asgi-lifespan"):
         return "#ef6c00"
@@ -98,7 +98,7 @@ def main() -> int:
         "median",
         "In process: whole requests",
         "µs per request (median, min-max)",
-        skip=("  of which",),
+        skip=("  of which", "  control"),
     )
     core_added = {
         name: {**row, "added": row["added"] or 0.0}
