@@ -186,7 +186,7 @@ def whole_requests(app: Any, variant: Variant, state: dict[str, Any]) -> Batch:
 def core_requests(app: Any, variant: Variant, state: dict[str, Any]) -> Batch:
     """``ASGIHandler.handle`` after the body is read, minus its thread hops."""
     from lifespan_di.handler import LifespanASGIHandler
-    from lifespan_di.scope import CURRENT, RequestScope
+    from lifespan_di.scope import enter_scope, exit_scope
 
     scoped = isinstance(app, LifespanASGIHandler) and variant.declared
     urlconf = single_urlconf(variant.path)
@@ -197,8 +197,7 @@ def core_requests(app: Any, variant: Variant, state: dict[str, Any]) -> Batch:
         start = perf_counter_ns()
         for _ in range(requests):
             if scoped:  # as LifespanASGIHandler.__call__ does
-                request_scope = RequestScope()
-                token = CURRENT.set(request_scope)
+                request_scope, token = enter_scope()
             request, _ = app.create_request(http_scope(VIEW_PATH, state), io.BytesIO())
             response = await app.run_get_response(request)
             await app.send_response(response, ignore)
@@ -207,7 +206,7 @@ def core_requests(app: Any, variant: Variant, state: dict[str, Any]) -> Batch:
                 if request_scope.open:
                     await request_scope.aclose(request_scope.exception)
                 request_scope.end()
-                CURRENT.reset(token)
+                exit_scope(token)
         return (perf_counter_ns() - start) / requests / 1000
 
     return run

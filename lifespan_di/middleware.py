@@ -21,12 +21,7 @@ from lifespan_di.scope import (
 from lifespan_di.state import request_state
 from lifespan_di.view_resources import aend_view, end_view
 
-__all__ = [
-    "AsyncMiddleware",
-    "LifespanStateMiddleware",
-    "loading_for_lifespan_handler",
-    "request_state",
-]
+__all__ = ["AsyncMiddleware", "LifespanStateMiddleware", "request_state"]
 
 GetResponse = Callable[[HttpRequest], HttpResponseBase]
 AsyncGetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]

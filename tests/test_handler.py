@@ -423,6 +423,18 @@ class TestProtocolViolations:
         assert recorder.stopped == ["first"]
 
 
+async def get_in_a_lifespan(app: Any, path: str) -> tuple[int, dict[str, Any]]:
+    """GET ``path`` from ``app`` while a LifespanASGIHandler runs the lifespan."""
+    state: dict[str, Any] = {}
+    lifespan = Lifespan(LifespanASGIHandler(), state)
+    await lifespan.send("lifespan.startup")
+    try:
+        return await http_get(app, path, state)
+    finally:
+        await lifespan.send("lifespan.shutdown")
+        await lifespan.finished()
+
+
 class TestRequests:
     @pytest.mark.parametrize("handler_class", [ASGIHandler, LifespanASGIHandler])
     async def test_a_message_after_the_body_other_than_disconnect_is_refused(
@@ -443,13 +455,8 @@ class TestRequests:
         """Without LifespanStateMiddleware, a view served by the handler still reads request.state."""
         with override_settings(MIDDLEWARE=[]):
             app = LifespanASGIHandler()
-        state: dict[str, Any] = {}
-        lifespan = Lifespan(app, state)
-        await lifespan.send("lifespan.startup")
 
-        status, body = await http_get(app, "/sync-state/", state)
-        await lifespan.send("lifespan.shutdown")
-        await lifespan.finished()
+        status, body = await get_in_a_lifespan(app, "/sync-state/")
 
         assert status == 200
         assert "httpx_client" in body["keys"]
@@ -578,13 +585,8 @@ class TestWhatARequestPaysFor:
 
         monkeypatch.setattr(LifespanStateMiddleware, "__call__", counting)
         app = handler_class()
-        state: dict[str, Any] = {}
-        lifespan = Lifespan(LifespanASGIHandler(), state)
-        await lifespan.send("lifespan.startup")
 
-        status, body = await http_get(app, "/sync-state/", state)
-        await lifespan.send("lifespan.shutdown")
-        await lifespan.finished()
+        status, body = await get_in_a_lifespan(app, "/sync-state/")
 
         assert status == 200
         assert "httpx_client" in body["keys"]
