@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -60,6 +60,24 @@ async def pooled() -> AsyncIterator[LifespanASGIHandler]:
     with with_threads(8, MIDDLEWARE=middleware):
         handler = LifespanASGIHandler()
         yield handler
+        if handler.request_threads is not None:
+            await handler.request_threads.aclose()
+
+
+@pytest.fixture
+async def new_handler() -> AsyncIterator[Callable[[], LifespanASGIHandler]]:
+    """Makes handlers whose threads end after the test, even one that failed.
+
+    Else a failed test's threads outlive it and fail the next test's checks too.
+    """
+    made: list[LifespanASGIHandler] = []
+
+    def make() -> LifespanASGIHandler:
+        made.append(LifespanASGIHandler())
+        return made[-1]
+
+    yield make
+    for handler in made:
         if handler.request_threads is not None:
             await handler.request_threads.aclose()
 
@@ -174,14 +192,16 @@ class TestDatabaseConnections:
         assert [answer["was_open"] for answer in answers] == [False, False, False]
 
     async def test_an_overflow_request_closes_its_connection(
-        self, caplog: pytest.LogCaptureFixture
+        self,
+        new_handler: Callable[[], LifespanASGIHandler],
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
         """A request past REQUEST_THREADS closes its thread's connection: none leaks.
 
         The lifespan shutdown reports how many overflowed, to size the setting.
         """
         with with_threads(1):
-            handler = LifespanASGIHandler()
+            handler = new_handler()
             paths = [f"/threads/connection/?id={n}&sleep=0.2" for n in range(3)]
             answers = await asyncio.gather(*(get(handler, path) for path in paths))
             raw = {id(used): used for used in thread_views.RAW_CONNECTIONS}
@@ -239,7 +259,9 @@ class TestDatabaseConnections:
         assert await saved("lost-inner") is False
 
     async def test_lifespan_shutdown_closes_each_threads_connection(
-        self, caplog: pytest.LogCaptureFixture
+        self,
+        new_handler: Callable[[], LifespanASGIHandler],
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
         """At lifespan shutdown, every pooled thread's connection is closed; threads end.
 
@@ -247,14 +269,14 @@ class TestDatabaseConnections:
         """
         caplog.set_level(logging.DEBUG, logger="lifespan_di")
         with with_threads(4):
-            handler = LifespanASGIHandler()
+            handler = new_handler()
             lifespan = Lifespan(handler, state={})
             assert await lifespan.send("lifespan.startup") == {
                 "type": "lifespan.startup.complete"
             }
             paths = [f"/threads/connection/?id={n}&sleep=0.1" for n in range(4)]
             answers = await asyncio.gather(*(get(handler, path) for path in paths))
-            names = {answer["name"] for answer in answers}
+            threads = {(answer["thread"], answer["name"]) for answer in answers}
 
             assert await lifespan.send("lifespan.shutdown") == {
                 "type": "lifespan.shutdown.complete"
@@ -262,7 +284,7 @@ class TestDatabaseConnections:
 
         assert len(thread_views.RAW_CONNECTIONS) == 4
         assert all(is_closed(raw) for raw in thread_views.RAW_CONNECTIONS)
-        await wait_until(lambda: not names & alive_thread_names())
+        await wait_until(lambda: not threads & alive_threads())
         reports = [r for r in caplog.records if r.msg.startswith("REQUEST_THREADS:")]
         assert [(r.levelno, r.getMessage()) for r in reports] == [
             (
@@ -295,11 +317,11 @@ class TestGivingBack:
         await threads.aclose()
 
     async def test_a_cancelled_request_gives_its_thread_back_after_its_view(
-        self,
+        self, new_handler: Callable[[], LifespanASGIHandler]
     ) -> None:
         """A request whose client left mid-view keeps its thread until the view ends."""
         with with_threads(1):
-            handler = LifespanASGIHandler()
+            handler = new_handler()
             gone = ApplicationCommunicator(
                 handler, http_scope("/threads/sync/", b"id=1&sleep=0.5")
             )
@@ -360,10 +382,6 @@ def is_closed(raw: Any) -> bool:
     except sqlite3.ProgrammingError:
         return True
     return False
-
-
-def alive_thread_names() -> set[str]:
-    return {name for _, name in alive_threads()}
 
 
 def alive_threads() -> set[tuple[int | None, str]]:

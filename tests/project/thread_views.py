@@ -79,11 +79,14 @@ def connection_view(request: HttpRequest) -> HttpResponse:
     was_open = connection.connection is not None
     connection.ensure_connection()
     time.sleep(float(request.GET.get("sleep", 0)))
-    RAW_CONNECTIONS.append(connection.connection)
+    # Its own connection, not RAW_CONNECTIONS[-1]: a view on another thread may
+    # append between the two.
+    used = connection.connection
+    RAW_CONNECTIONS.append(used)
     if request.GET.get("close"):
         connection.close()
     return RecordingResponse(
-        request, {**where(request), "was_open": was_open, "id": id(RAW_CONNECTIONS[-1])}
+        request, {**where(request), "was_open": was_open, "id": id(used)}
     )
 
 
