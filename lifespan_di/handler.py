@@ -197,10 +197,8 @@ class LifespanASGIHandler(ASGIHandler):
             raise shutdown_failed(failure)
 
     def _read_request_threads(self) -> None:
-        """Lend requests threads of a pool if ``REQUEST_THREADS`` asks for one.
-
-        Read at the lifespan startup or the first request, again after a shutdown.
-        """
+        """Lend requests pooled threads if ``REQUEST_THREADS`` asks: read at a
+        lifespan startup or the first request, and again after a shutdown."""
         self._threads_read = True
         if container_configured():
             with suppress(ConfigurationError):  # reported by checks and the startup
@@ -226,11 +224,12 @@ class LifespanASGIHandler(ASGIHandler):
     def send_response(self, response: Any, send: Any) -> Coroutine[Any, Any, None]:
         """Send the response, streamed body included, then close request resources.
 
-        Django's own coroutine when nothing closes after the body: no frame of ours.
+        Django's own coroutine when nothing closes after the body: no frame of ours
+        (nor a ``super`` object: the methods every request runs name Django's).
         """
         request_scope = CURRENT.get()
         if request_scope is None or not request_scope.closes_after(response):
-            return super().send_response(response, send)
+            return ASGIHandler.send_response(self, response, send)
         return self._send_response_then_close(response, send, request_scope)
 
     async def _send_response_then_close(
@@ -270,7 +269,7 @@ class LifespanASGIHandler(ASGIHandler):
         """Close ``ViewResource`` instances as the view returns, inside its atomic."""
         if RequestResource.views_declared:
             view = closing_view_resources(view)
-        return super().make_view_atomic(view)
+        return ASGIHandler.make_view_atomic(self, view)
 
     def process_exception_by_middleware(
         self, exception: Exception, request: HttpRequest

@@ -55,18 +55,12 @@ class State(MutableMapping[str, Any]):
     """What this state's keys start with: a nested container's namespace sets one."""
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
-        # Attribute assignment stores into the mapping (``request.state.x = 1``):
-        # the slots are set through object, as Starlette's State does.
-        object.__setattr__(self, "_data", dict(data or {}))
-        object.__setattr__(self, "_prefix", "")
+        _set_data(self, dict(data or {}))  # not self._data =: that writes an item
+        _set_prefix(self, "")
 
     @classmethod
     def of_request(cls, data: dict[str, Any]) -> State:
-        """Wrap ``data`` itself: a server's per-request copy of the lifespan state.
-
-        The ASGI spec has servers pass each request a copy of the lifespan state;
-        copying it again would cost every request a dict copy.
-        """
+        """Wrap ``data`` as it is: a server's per-request copy of the lifespan state."""
         state = cls.__new__(cls)
         _set_data(state, data)
         _set_prefix(state, "")
@@ -102,13 +96,30 @@ class State(MutableMapping[str, Any]):
         return await provider.async_()
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._data[self._prefix + key] = value
+        self._own_data()[self._prefix + key] = value
 
     def __delitem__(self, key: str) -> None:
         try:
-            del self._data[self._prefix + key]
+            del self._own_data()[self._prefix + key]
         except KeyError:
             raise self._missing(key) from None
+
+    def _own_data(self) -> dict[str, Any]:
+        """The data to write to; first a copy if it is a dict every request reads.
+
+        Such a dict comes from a server that passes every request the lifespan's own
+        dict instead of a copy (against the ASGI spec). Checked on writing, not on
+        wrapping: requests read their state far more often than they write to it.
+        """
+        data = self._data
+        publisher = data.get(LIFESPAN_STATE_KEY)
+        if (
+            isinstance(publisher, ContainerLifespan)
+            and publisher.shared_dicts.get(id(data)) is data
+        ):
+            data = dict(data)
+            _set_data(self, data)
+        return data
 
     def __iter__(self) -> Iterator[str]:
         start = len(self._prefix)
@@ -141,8 +152,8 @@ class State(MutableMapping[str, Any]):
         if any(
             existing.startswith(nested) for existing in (*self._data, *self._scoped)
         ):
-            namespace = type(self).of_request(self._data)
-            object.__setattr__(namespace, "_prefix", nested)
+            namespace = type(self).of_request(self._own_data())
+            _set_prefix(namespace, nested)
             return namespace
         raise self._missing(name)
 
@@ -171,8 +182,8 @@ class State(MutableMapping[str, Any]):
         return StateKeyError(msg)
 
 
-# The slots' own setters: ``object.__setattr__`` costs twice as much, and
-# ``of_request`` runs for every request that reads its state.
+# The slots' own setters (assigning an attribute writes an item): twice as fast as
+# ``object.__setattr__``, and every request that reads its state sets them.
 _set_data = State.__dict__["_data"].__set__
 _set_prefix = State.__dict__["_prefix"].__set__
 _new_state = object.__new__
@@ -229,9 +240,8 @@ def scope_state(
     """Return a new ``State`` (an ``available``) for the connection of ``scope``.
 
     The server's per-request copy of the lifespan state is used when it carries
-    lifespan_di's marker: wrapped as it is, unless it is a dict every request reads
-    (a server that passes the lifespan's own dict instead of a copy, against the
-    ASGI spec), which is copied so that a write stays in its request. Otherwise (a
+    lifespan_di's marker: wrapped as it is (should it be a dict every request reads,
+    the ``State`` copies it before its first write). Otherwise (a
     server without ``state``, such as daphne, or Django's test client) the state of
     the lifespan running in this process is used, and when there is none, a state
     that explains the problem on first read (an ``unavailable``).
@@ -239,12 +249,6 @@ def scope_state(
     if scope is not None:
         server_state = scope.get("state")
         if server_state is not None and LIFESPAN_STATE_KEY in server_state:
-            publisher = server_state[LIFESPAN_STATE_KEY]
-            if (
-                isinstance(publisher, ContainerLifespan)
-                and publisher.shared_dicts.get(id(server_state)) is server_state
-            ):
-                return available(server_state)
             return available.of_request(server_state)
     lifespan = running_lifespan()
     if lifespan is not None:
@@ -258,7 +262,7 @@ class _StateOnFirstRead:
     What ``functools.cached_property`` does, without the lock its Python 3.11 version
     takes and without making the request's ``__dict__``. Every request that reads its
     state runs this once, so ``scope_state()``'s usual case is inlined: a server's
-    per-request copy, wrapped as it is (a third fewer instructions).
+    per-request copy, wrapped as it is (a third fewer instructions than a call).
     """
 
     @overload
@@ -271,13 +275,7 @@ class _StateOnFirstRead:
         if request is None:
             return self
         server_state = request.scope.get("state")
-        publisher = (
-            None if server_state is None else server_state.get(LIFESPAN_STATE_KEY)
-        )
-        if (
-            type(publisher) is ContainerLifespan
-            and publisher.shared_dicts.get(id(server_state)) is not server_state
-        ):
+        if server_state is not None and LIFESPAN_STATE_KEY in server_state:
             state = _new_state(State)
             _set_data(state, server_state)
             _set_prefix(state, "")

@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.test import AsyncRequestFactory, RequestFactory
 
 from lifespan_di import State, container_lifespan, get_container
-from lifespan_di.core.lifespan import LIFESPAN_STATE_KEY
+from lifespan_di.core.lifespan import LIFESPAN_STATE_KEY, ContainerLifespan
 from lifespan_di.exceptions import LifespanNotRunningError, StateKeyError
 from lifespan_di.middleware import LifespanStateMiddleware
 from lifespan_di.state import LifespanASGIRequest
@@ -85,6 +85,22 @@ class TestState:
         assert dict(state) == {"b": 2}
         del state.b
         assert dict(state) == {}
+
+    def test_the_lifespans_own_dict_is_copied_before_any_change(self) -> None:
+        """Wrapping a dict every request reads: deleting or writing through a
+        namespace changes a copy, and the state keeps showing its own changes."""
+        lifespan = ContainerLifespan(None)
+        shared = lifespan.state
+        shared.update({LIFESPAN_STATE_KEY: lifespan, "db": 1, "infra.cache": 2})
+        before = dict(shared)
+        state = State.of_request(shared)
+
+        infra = state.infra
+        infra.extra = 3
+        del state["db"]
+
+        assert shared == before
+        assert (state["infra.extra"], infra.cache, "db" in state) == (3, 2, False)
 
     def test_copies_are_independent(self) -> None:
         """Writes to one State never reach another built from the same source."""
