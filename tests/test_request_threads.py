@@ -51,20 +51,6 @@ def fresh_events() -> Iterator[None]:
 
 
 @pytest.fixture
-async def pooled() -> AsyncIterator[LifespanASGIHandler]:
-    """A handler lending each request one of 8 threads, with a sync middleware.
-
-    Its threads are ended, their connections closed, as a lifespan shutdown does.
-    """
-    middleware = [*settings.MIDDLEWARE, "tests.project.thread_views.middleware"]
-    with with_threads(8, MIDDLEWARE=middleware):
-        handler = LifespanASGIHandler()
-        yield handler
-        if handler.request_threads is not None:
-            await handler.request_threads.aclose()
-
-
-@pytest.fixture
 async def new_handler() -> AsyncIterator[Callable[[], LifespanASGIHandler]]:
     """Makes handlers whose threads end after the test, even one that failed.
 
@@ -80,6 +66,19 @@ async def new_handler() -> AsyncIterator[Callable[[], LifespanASGIHandler]]:
     for handler in made:
         if handler.request_threads is not None:
             await handler.request_threads.aclose()
+
+
+@pytest.fixture
+async def pooled(
+    new_handler: Callable[[], LifespanASGIHandler],
+) -> AsyncIterator[LifespanASGIHandler]:
+    """A handler lending each request one of 8 threads, with a sync middleware.
+
+    Its threads are ended, their connections closed, as a lifespan shutdown does.
+    """
+    middleware = [*settings.MIDDLEWARE, "tests.project.thread_views.middleware"]
+    with with_threads(8, MIDDLEWARE=middleware):
+        yield new_handler()
 
 
 async def fetch(app: Any, url: str) -> tuple[int, dict[str, Any]]:
