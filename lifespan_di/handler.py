@@ -18,7 +18,6 @@ from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, LifespanScope
 from dependency_injector import containers
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler
-from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse
 
 from lifespan_di.compat.django_asgi_lifespan import asgi_shutdown, asgi_startup
@@ -29,7 +28,9 @@ from lifespan_di.lifespan_answers import (
     Failed,
     describe,
     refusal,
+    send_signal,
     shutdown_failed,
+    shutdown_logging_errors,
     startup_failed,
 )
 from lifespan_di.middleware import loading_for_lifespan_handler
@@ -71,6 +72,7 @@ class LifespanASGIHandler(ASGIHandler):
         self.request_threads: RequestThreads | None = None
         """The threads lent to requests (``REQUEST_THREADS``), if the setting asks."""
         self._threads_read = False
+        self._closing_hooked = False
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Answer lifespan scopes; serve HTTP ones as Django does, each in its scope.
@@ -102,6 +104,8 @@ class LifespanASGIHandler(ASGIHandler):
                 if not RequestResource.declared:
                     await self.handle(scope, receive, send)
                     return
+                if not self._closing_hooked:
+                    self._hook_closing()
                 request_scope = RequestScope()
                 token = CURRENT.set(request_scope)
                 try:
@@ -176,16 +180,16 @@ class LifespanASGIHandler(ASGIHandler):
             server_state = scope.get("state")
             if server_state is not None:
                 lifespan.publish(server_state)
-            failure = await _send_signal(asgi_startup, type(self), scope)
+            failure = await send_signal(asgi_startup, type(self), scope)
             if failure is None:
                 yield
         except BaseException:
-            await _shutdown_logging_errors(lifespan)
+            await shutdown_logging_errors(lifespan)
             raise
         if failure is not None:
-            await _shutdown_logging_errors(lifespan)
+            await shutdown_logging_errors(lifespan)
             raise startup_failed(failure)
-        failure = await _send_signal(asgi_shutdown, type(self), scope)
+        failure = await send_signal(asgi_shutdown, type(self), scope)
         try:
             await lifespan.shutdown()
         except (Exception, KeyboardInterrupt, SystemExit) as error:
@@ -221,15 +225,29 @@ class LifespanASGIHandler(ASGIHandler):
         with loading_for_lifespan_handler():
             super().load_middleware(is_async)
 
-    def send_response(self, response: Any, send: Any) -> Coroutine[Any, Any, None]:
+    def _hook_closing(self) -> None:
+        """Close request resources in Django's request path, from now on.
+
+        Run once the process declares a request resource: this handler's
+        ``send_response`` and ``make_view_atomic`` become the methods below, which
+        call the class's own. Installed on the instance rather than overridden on the
+        class, so that a project without request resources runs Django's methods
+        with no frame of ours on every request (docs/benchmarks.md).
+        """
+        self.send_response = self._send_response_closing  # type: ignore[method-assign]
+        self.make_view_atomic = self._make_view_atomic_closing  # type: ignore[method-assign]
+        self._closing_hooked = True
+
+    def _send_response_closing(
+        self, response: Any, send: Any
+    ) -> Coroutine[Any, Any, None]:
         """Send the response, streamed body included, then close request resources.
 
-        Django's own coroutine when nothing closes after the body: no frame of ours
-        (nor a ``super`` object: the methods every request runs name Django's).
+        The class's coroutine as it is when nothing closes after the body.
         """
         request_scope = CURRENT.get()
         if request_scope is None or not request_scope.closes_after(response):
-            return ASGIHandler.send_response(self, response, send)
+            return type(self).send_response(self, response, send)
         return self._send_response_then_close(response, send, request_scope)
 
     async def _send_response_then_close(
@@ -241,7 +259,7 @@ class LifespanASGIHandler(ASGIHandler):
             await send(message)
 
         try:
-            await super().send_response(response, send_and_track)
+            await type(self).send_response(self, response, send_and_track)
         except BaseException as error:
             await request_scope.aclose(request_scope.outcome(error))
             raise
@@ -265,11 +283,11 @@ class LifespanASGIHandler(ASGIHandler):
         msg = f"Invalid ASGI message after request body: {message['type']}"
         raise AssertionError(msg)  # Django's assert, which handle() expects
 
-    def make_view_atomic(self, view: Any) -> Any:
+    def _make_view_atomic_closing(self, view: Any) -> Any:
         """Close ``ViewResource`` instances as the view returns, inside its atomic."""
         if RequestResource.views_declared:
             view = closing_view_resources(view)
-        return ASGIHandler.make_view_atomic(self, view)
+        return type(self).make_view_atomic(self, view)
 
     def process_exception_by_middleware(
         self, exception: Exception, request: HttpRequest
@@ -277,23 +295,3 @@ class LifespanASGIHandler(ASGIHandler):
         """Record the view's exception for the request resources' teardowns."""
         record_view_exception(exception)
         return super().process_exception_by_middleware(exception, request)
-
-
-async def _send_signal(
-    signal: Signal, sender: type[LifespanASGIHandler], scope: LifespanScope
-) -> str | None:
-    """Send a lifespan signal to its receivers; describe the failure, if any."""
-    try:
-        await signal.asend(sender=sender, scope=scope)
-    except Exception as error:
-        name = "asgi_startup" if signal is asgi_startup else "asgi_shutdown"
-        logger.exception("A receiver of %s raised.", name)
-        return f"A receiver of the {name} signal raised {error!r}."
-    return None
-
-
-async def _shutdown_logging_errors(lifespan: ContainerLifespan) -> None:
-    try:
-        await lifespan.shutdown()
-    except Exception:
-        logger.exception("Shutting down %s after a server error failed.", lifespan.name)

@@ -1,5 +1,7 @@
 """What the handler answers the server in the lifespan protocol when it cannot go on.
 
+The failures it answers for include a receiver of the lifespan signals raising.
+
 Spec: https://asgi.readthedocs.io/en/latest/specs/lifespan.html: a failure is sent as
 ``lifespan.startup.failed`` / ``lifespan.shutdown.failed`` with a message the server
 prints, so each message says what happened and what was shut down.
@@ -9,16 +11,29 @@ from __future__ import annotations
 
 import logging
 import traceback
+from typing import Any
 
 from asgiref.typing import (
     ASGISendEvent,
+    LifespanScope,
     LifespanShutdownFailedEvent,
     LifespanStartupFailedEvent,
 )
+from django.dispatch import Signal
 
+from lifespan_di.compat.django_asgi_lifespan import asgi_startup
+from lifespan_di.core.lifespan import ContainerLifespan
 from lifespan_di.exceptions import ConfigurationError, LifespanDIError, ShutdownError
 
-__all__ = ["Failed", "describe", "refusal", "shutdown_failed", "startup_failed"]
+__all__ = [
+    "Failed",
+    "describe",
+    "refusal",
+    "send_signal",
+    "shutdown_failed",
+    "shutdown_logging_errors",
+    "startup_failed",
+]
 
 logger = logging.getLogger("lifespan_di")
 
@@ -111,3 +126,28 @@ def describe(error: BaseException) -> str:
     # Not one of ours: a bug or an unexpected failure; the traceback is the message.
     logger.error("Lifespan failed unexpectedly.", exc_info=error)
     return "".join(traceback.format_exception(error))
+
+
+async def send_signal(
+    signal: Signal, sender: type[Any], scope: LifespanScope
+) -> str | None:
+    """Send a lifespan signal to its receivers; describe the failure, if any."""
+    try:
+        await signal.asend(sender=sender, scope=scope)
+    except Exception as error:
+        name = "asgi_startup" if signal is asgi_startup else "asgi_shutdown"
+        logger.exception("A receiver of %s raised.", name)
+        return f"A receiver of the {name} signal raised {error!r}."
+    return None
+
+
+async def shutdown_logging_errors(lifespan: ContainerLifespan) -> None:
+    """Shut ``lifespan`` down as a startup fails; log a failure, not raise it.
+
+    The startup's failure (a signal receiver's, the server's) is what the server
+    hears; a shutdown failing after it is logged.
+    """
+    try:
+        await lifespan.shutdown()
+    except Exception:
+        logger.exception("Shutting down %s after a server error failed.", lifespan.name)

@@ -592,15 +592,38 @@ class TestWhatARequestPaysFor:
         assert "httpx_client" in body["keys"]
         assert len(calls) == runs
 
+    async def test_djangos_own_methods_serve_until_a_request_resource_exists(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Until the process declares a RequestResource, requests run Django's send_response and make_view_atomic, with no frame of the handler's; the first request after one exists hooks the closing of request resources in."""
+        monkeypatch.setattr(RequestResource, "declared", False)
+        handler = LifespanASGIHandler()
+        with override_settings(ROOT_URLCONF=__name__):
+            await http_get(handler, "/scope/")
+            before = (handler.send_response, handler.make_view_atomic)
+            monkeypatch.setattr(RequestResource, "declared", True)
+            await http_get(handler, "/scope/")
+            after = (handler.send_response, handler.make_view_atomic)
+
+        assert [method.__func__ for method in before] == [
+            ASGIHandler.send_response,
+            ASGIHandler.make_view_atomic,
+        ]
+        assert [method.__func__ for method in after] == [
+            LifespanASGIHandler._send_response_closing,
+            LifespanASGIHandler._make_view_atomic_closing,
+        ]
+
     def test_a_view_is_wrapped_only_once_a_view_resource_exists(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """Until the process declares a ViewResource, make_view_atomic returns Django's own view."""
+        """Until the process declares a ViewResource, the hooked make_view_atomic returns Django's own view."""
 
         def view(request: HttpRequest) -> HttpResponse:
             return HttpResponse()
 
         handler = LifespanASGIHandler()
+        handler._hook_closing()
         monkeypatch.setattr(RequestResource, "views_declared", False)
         unwrapped = handler.make_view_atomic(view)
         monkeypatch.setattr(RequestResource, "views_declared", True)
