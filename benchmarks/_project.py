@@ -301,5 +301,9 @@ APPS: dict[str, Any] = {
     "bare_again": bare_app,  # a second instance: the measurement's own floor
     "lifespan_di": lifespan_di_app,
     "lifespan_di_handler": lifespan_di_handler_app,
+    # The rows where a RequestResource is declared: a handler that has served such a
+    # request closes request resources in its request path from then on, as in a
+    # process that declares them; the other rows keep an instance that never has.
+    "lifespan_di_declared": lifespan_di_app,
     "dal": dal_app,
 }

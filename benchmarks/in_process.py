@@ -20,7 +20,9 @@ lifespan driver as a server starts them:
   ``request.state``, or receive 1 or 5 dependencies from ``lifespan_di.inject``. The
   project declares no ``RequestResource``, so requests open no request scope, except
   in the rows "a RequestResource declared", which pay for the scope that any
-  project with request resources opens for every request;
+  project with request resources opens for every request (served by a handler
+  instance of their own: from its first such request a handler closes request
+  resources in its request path, for good);
 * django-asgi-lifespan: its ``LifespanASGIHandler`` + ``LifespanStateMiddleware``;
   views that read ``request.state``, or receive 1 or 5 dependencies from
   dependency-injector's ``@inject``, wired the documented way to a container that a
@@ -119,7 +121,7 @@ VARIANTS = [
             "bare Django, async view"),
     Variant("  of which: handler + middleware, no read", "lifespan_di", "/async/",
             "bare Django, async view"),
-    Variant("  the same, a RequestResource declared, async", "lifespan_di",
+    Variant("  the same, a RequestResource declared, async", "lifespan_di_declared",
             "/state/async/", "bare Django, async view", declared=True),
     Variant("lifespan_di: inject 1 dep, async", "lifespan_di", "/inject/async/1/",
             "bare Django, async view"),
@@ -136,7 +138,7 @@ VARIANTS = [
             "bare Django, sync view"),
     Variant("lifespan_di: middleware + state, sync", "lifespan_di", "/state/sync/",
             "bare Django, sync view"),
-    Variant("  the same, a RequestResource declared, sync", "lifespan_di",
+    Variant("  the same, a RequestResource declared, sync", "lifespan_di_declared",
             "/state/sync/", "bare Django, sync view", declared=True),
     Variant("lifespan_di: inject 1 dep, sync", "lifespan_di", "/inject/sync/1/",
             "bare Django, sync view"),
@@ -189,6 +191,8 @@ def core_requests(app: Any, variant: Variant, state: dict[str, Any]) -> Batch:
     from lifespan_di.scope import enter_scope, exit_scope
 
     scoped = isinstance(app, LifespanASGIHandler) and variant.declared
+    if scoped:
+        app._hook_closing()  # as __call__ does at the first request in a scope
     urlconf = single_urlconf(variant.path)
 
     async def run(requests: int) -> float:
@@ -259,9 +263,10 @@ async def run(rounds: int, scale: float) -> tuple[bool, dict[str, Any]]:
     try:
         states = {name: driver.state for name, driver in drivers.items()}
         states["bare"] = states["bare_again"] = {}  # uvicorn --lifespan off sends {}
-        # One lifespan_di lifespan per process: the handler without the middleware
-        # serves requests inside the one the full application started.
+        # One lifespan_di lifespan per process: the handler's other instances serve
+        # requests inside the one the full application started.
         states["lifespan_di_handler"] = states["lifespan_di"]
+        states["lifespan_di_declared"] = states["lifespan_di"]
         for variant in VARIANTS:  # every view answers "ok" with what it received
             got = await serve(apps[variant.app], variant.path, states[variant.app])
             if got != (200, _project.OK):
