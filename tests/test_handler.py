@@ -614,6 +614,30 @@ class TestWhatARequestPaysFor:
             LifespanASGIHandler._make_view_atomic_closing,
         ]
 
+    async def test_a_subclass_keeps_its_methods_once_closing_is_hooked(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A subclass's send_response and make_view_atomic run once per request, through super() to Django's, after the handler has hooked the closing of request resources in."""
+        calls: list[str] = []
+
+        class Subclass(LifespanASGIHandler):
+            async def send_response(self, response: Any, send: Any) -> None:
+                calls.append("send_response")
+                await super().send_response(response, send)
+
+            def make_view_atomic(self, view: Any) -> Any:
+                calls.append("make_view_atomic")
+                return super().make_view_atomic(view)
+
+        monkeypatch.setattr(RequestResource, "declared", True)
+        handler = Subclass()
+        with override_settings(ROOT_URLCONF=__name__):
+            statuses = [(await http_get(handler, "/scope/"))[0] for _ in range(2)]
+
+        assert statuses == [200, 200]
+        assert handler.send_response.__func__ is Subclass._send_response_closing  # type: ignore[attr-defined]
+        assert calls == ["make_view_atomic", "send_response"] * 2
+
     def test_a_view_is_wrapped_only_once_a_view_resource_exists(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
